@@ -1,0 +1,38 @@
+package agent
+
+import "context"
+
+// Queues applies queue membership to Asterisk (AMI QueueAdd, QueueRemove
+// and QueuePause). Implementations return errors that wrap ErrNoSuchQueue,
+// ErrAlreadyMember, ErrNotMember, ErrAsteriskUnavailable or an
+// *AsteriskError, so the use cases can tell them apart with errors.Is/As.
+type Queues interface {
+	// AddMember sends QueueAdd with Paused=false. A member already in the
+	// queue gives an error wrapping ErrAlreadyMember, an unknown queue one
+	// wrapping ErrNoSuchQueue.
+	AddMember(ctx context.Context, m Member) error
+	// RemoveMember sends QueueRemove. A member not in the queue gives an
+	// error wrapping ErrNotMember.
+	RemoveMember(ctx context.Context, queue, iface string) error
+	// PauseMember sends QueuePause without Queue, so it acts on every queue
+	// the interface is a member of. reason is sent as Reason when paused.
+	// An interface in no queue gives an error wrapping ErrNotMember.
+	PauseMember(ctx context.Context, iface string, paused bool, reason string) error
+}
+
+// DeviceStates sets the state of an ARI-controlled device such as
+// Stasis:agent-1001. state is an Asterisk device state name (NOT_INUSE,
+// INUSE, BUSY, INVALID, UNAVAILABLE, RINGING, RINGINUSE, ONHOLD).
+type DeviceStates interface {
+	SetDeviceState(ctx context.Context, device, state string) error
+}
+
+// Store keeps sessions durably and publishes each change as an event.
+type Store interface {
+	// Sessions returns every stored session, to restore them at start.
+	Sessions(ctx context.Context) ([]Session, error)
+	// Commit stores c.Session and publishes c as one event. It returns nil
+	// only once the change is durable. Commits for one agent arrive in the
+	// order the changes were applied.
+	Commit(ctx context.Context, c Change) error
+}

@@ -1,0 +1,217 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Status is what the use cases return: the agent, its session after the
+// change, and the pause it is in.
+type Status struct {
+	Agent   Agent
+	Session Session
+	Pause   *Pause // nil unless the agent is paused
+}
+
+// Result is the outcome of a use case that succeeded.
+type Result struct {
+	Status Status
+	// Warnings lists problems that did not fail the request, such as a
+	// queue of the agent that Asterisk does not know.
+	Warnings []Warning
+}
+
+// Warning is a problem that did not fail a request.
+type Warning struct {
+	Code  string // stable code, e.g. "no_such_queue"
+	Queue string
+}
+
+// Warning codes.
+const WarningNoSuchQueue = "no_such_queue"
+
+// DeviceStateMap maps session states to Asterisk device states for the
+// agent's Stasis:agent-<id> device.
+type DeviceStateMap map[State]string
+
+// DefaultDeviceStates is the mapping used when the configuration sets none.
+func DefaultDeviceStates() DeviceStateMap {
+	return DeviceStateMap{
+		StateOffline: "UNAVAILABLE",
+		StateReady:   "NOT_INUSE",
+		StatePaused:  "ONHOLD",
+	}
+}
+
+// Config holds what a Service needs.
+type Config struct {
+	Directory    *Directory
+	Queues       Queues
+	DeviceStates DeviceStates
+	Store        Store
+	StateMap     DeviceStateMap // nil means DefaultDeviceStates
+	Logger       *slog.Logger
+	Now          func() time.Time // nil means time.Now
+}
+
+// Service runs the agent use cases. Requests for one agent are applied one
+// at a time in arrival order; requests for different agents run in parallel.
+type Service struct {
+	directory atomic.Pointer[Directory]
+	queues    Queues
+	devices   DeviceStates
+	store     Store
+	stateMap  DeviceStateMap
+	log       *slog.Logger
+	now       func() time.Time
+
+	mu       sync.Mutex
+	sessions map[string]*slot
+}
+
+// slot is the per-agent lock and the agent's current session.
+type slot struct {
+	lock    fifoLock
+	session atomic.Pointer[Session]
+}
+
+// NewService returns a Service with no sessions; call Restore to load them.
+func NewService(cfg Config) (*Service, error) {
+	if cfg.Directory == nil || cfg.Queues == nil || cfg.DeviceStates == nil || cfg.Store == nil {
+		return nil, errors.New("agent: NewService needs a directory, queues, device states and a store")
+	}
+	s := &Service{
+		queues:   cfg.Queues,
+		devices:  cfg.DeviceStates,
+		store:    cfg.Store,
+		stateMap: cfg.StateMap,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		sessions: make(map[string]*slot),
+	}
+	if s.stateMap == nil {
+		s.stateMap = DefaultDeviceStates()
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.directory.Store(cfg.Directory)
+	return s, nil
+}
+
+// Directory returns the directory in force.
+func (s *Service) Directory() *Directory {
+	return s.directory.Load()
+}
+
+// SetDirectory replaces the directory, for a reload. Sessions are kept: an
+// agent removed from the directory keeps its stored session until it is
+// reconciled, and its recorded members are still removed on logout.
+func (s *Service) SetDirectory(d *Directory) {
+	s.directory.Store(d)
+}
+
+// Restore loads the stored sessions into memory. It is called once at
+// start, before requests are served.
+func (s *Service) Restore(ctx context.Context) (int, error) {
+	sessions, err := s.store.Sessions(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("restore sessions: %w", err)
+	}
+	for _, sess := range sessions {
+		sess := sess
+		s.slot(sess.AgentID).session.Store(&sess)
+	}
+	return len(sessions), nil
+}
+
+// Sessions returns a snapshot of every known session.
+func (s *Service) Sessions() []Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Session, 0, len(s.sessions))
+	for _, sl := range s.sessions {
+		if p := sl.session.Load(); p != nil {
+			out = append(out, *p)
+		}
+	}
+	return out
+}
+
+// Status returns the agent's current state from memory, without a round
+// trip to Asterisk or the store.
+func (s *Service) Status(agentID string) (Status, error) {
+	a, ok := s.Directory().Agent(agentID)
+	if !ok {
+		return Status{}, fmt.Errorf("%w: %q", ErrUnknownAgent, agentID)
+	}
+	return s.status(a, s.current(agentID)), nil
+}
+
+func (s *Service) status(a Agent, sess Session) Status {
+	st := Status{Agent: a, Session: sess}
+	if sess.Paused() {
+		p := s.Directory().PauseOrUnknown(sess.PauseID)
+		st.Pause = &p
+	}
+	return st
+}
+
+// slot returns the agent's slot, creating it on first use.
+func (s *Service) slot(agentID string) *slot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sl, ok := s.sessions[agentID]
+	if !ok {
+		sl = &slot{}
+		s.sessions[agentID] = sl
+	}
+	return sl
+}
+
+// current returns the agent's session, or an OFFLINE session when the
+// agent has none yet.
+func (s *Service) current(agentID string) Session {
+	s.mu.Lock()
+	sl, ok := s.sessions[agentID]
+	s.mu.Unlock()
+	if ok {
+		if p := sl.session.Load(); p != nil {
+			return *p
+		}
+	}
+	return Session{AgentID: agentID, State: StateOffline}
+}
+
+// lockAgent looks the agent up and takes its lock in arrival order.
+func (s *Service) lockAgent(ctx context.Context, agentID string) (Agent, *slot, error) {
+	a, ok := s.Directory().Agent(agentID)
+	if !ok {
+		return Agent{}, nil, fmt.Errorf("%w: %q", ErrUnknownAgent, agentID)
+	}
+	sl := s.slot(agentID)
+	if err := sl.lock.Lock(ctx); err != nil {
+		return Agent{}, nil, fmt.Errorf("wait for agent %q: %w", agentID, err)
+	}
+	return a, sl, nil
+}
+
+// Pending returns how many requests for the agent are running or waiting
+// for their turn.
+func (s *Service) Pending(agentID string) int {
+	s.mu.Lock()
+	sl, ok := s.sessions[agentID]
+	s.mu.Unlock()
+	if !ok {
+		return 0
+	}
+	return sl.lock.load()
+}

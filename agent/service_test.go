@@ -1,0 +1,519 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/contactcenter/agentd/agent"
+	"github.com/contactcenter/agentd/agent/agenttest"
+)
+
+const testDirectory = `
+pauses:
+  - {id: "5", name: Lunch, type: recreational}
+  - {id: "7", name: Training}
+agents:
+  - id: "1001"
+    name: Ana Perez
+    interface: PJSIP/1001
+    queues:
+      - {name: sales, penalty: 1}
+      - {name: support}
+  - id: "1002"
+    name: Bruno
+    interface: PJSIP/1002
+    queues:
+      - {name: sales}
+  - id: "1003"
+    name: Carla
+    interface: PJSIP/1003
+    queues:
+      - {name: sales}
+      - {name: ghost}
+`
+
+type fixture struct {
+	svc     *agent.Service
+	queues  *agenttest.Queues
+	devices *agenttest.DeviceStates
+	store   *agenttest.Store
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir, err := agent.ParseDirectory("directory.yaml", []byte(testDirectory))
+	require.NoError(t, err)
+	f := &fixture{
+		queues:  agenttest.NewQueues("sales", "support"),
+		devices: agenttest.NewDeviceStates(),
+		store:   agenttest.NewStore(),
+	}
+	f.svc, err = agent.NewService(agent.Config{Directory: dir, Queues: f.queues, DeviceStates: f.devices, Store: f.store})
+	require.NoError(t, err)
+	return f
+}
+
+// reset clears what the fakes recorded so far.
+func (f *fixture) reset() {
+	f.queues.Calls()
+	f.devices.Calls()
+	f.store.Changes()
+}
+
+func TestLoginAddsEveryQueue(t *testing.T) {
+	f := newFixture(t)
+
+	res, err := f.svc.Login(t.Context(), "1001", agent.SourceAPI)
+	require.NoError(t, err)
+
+	assert.Equal(t, agent.StateReady, res.Status.Session.State)
+	assert.Equal(t, []string{
+		"QueueAdd sales PJSIP/1001 penalty=1 name=1001_Ana-Perez",
+		"QueueAdd support PJSIP/1001 penalty=0 name=1001_Ana-Perez",
+	}, f.queues.Calls())
+	assert.Equal(t, "NOT_INUSE", f.devices.State("Stasis:agent-1001"))
+	changes := f.store.Changes()
+	require.Len(t, changes, 1)
+	assert.Equal(t, agent.EventLoggedIn, changes[0].Type)
+	assert.Equal(t, agent.StateOffline, changes[0].Previous.State)
+	assert.Equal(t, uint64(1), changes[0].Session.Revision)
+	assert.Len(t, changes[0].Session.Members, 2)
+}
+
+func TestLoginNoSuchQueueWarns(t *testing.T) {
+	f := newFixture(t)
+
+	res, err := f.svc.Login(t.Context(), "1003", agent.SourceAPI)
+	require.NoError(t, err)
+
+	assert.Equal(t, []agent.Warning{{Code: agent.WarningNoSuchQueue, Queue: "ghost"}}, res.Warnings)
+	assert.Equal(t, []agent.Member{{Queue: "sales", Interface: "PJSIP/1003", MemberName: "1003_Carla"}}, res.Status.Session.Members)
+}
+
+func TestLoginWhileLoggedInRepairsAndUnpauses(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	_, err := f.svc.Login(ctx, "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	_, err = f.svc.Pause(ctx, "1001", "5", agent.SourceAPI)
+	require.NoError(t, err)
+	require.NoError(t, f.queues.RemoveMember(ctx, "support", "PJSIP/1001")) // lost outside agentd
+	f.reset()
+
+	res, err := f.svc.Login(ctx, "1001", agent.SourceAPI)
+	require.NoError(t, err)
+
+	assert.Equal(t, agent.StateReady, res.Status.Session.State)
+	assert.Equal(t, []string{
+		"QueueAdd sales PJSIP/1001 penalty=1 name=1001_Ana-Perez",
+		"QueueAdd support PJSIP/1001 penalty=0 name=1001_Ana-Perez",
+		"QueuePause PJSIP/1001 paused=false reason=5",
+	}, f.queues.Calls())
+	assert.Len(t, f.queues.Members("support"), 1)
+	assert.False(t, f.queues.Members("sales")[0].Paused)
+	changes := f.store.Changes()
+	require.Len(t, changes, 1)
+	assert.Equal(t, agent.StatePaused, changes[0].Previous.State)
+}
+
+func TestLoginWhileReadyAndExactCommitsNothing(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.svc.Login(t.Context(), "1002", agent.SourceAPI)
+	require.NoError(t, err)
+	f.reset()
+
+	_, err = f.svc.Login(t.Context(), "1002", agent.SourceAPI)
+	require.NoError(t, err)
+
+	assert.Empty(t, f.store.Changes())
+	assert.Equal(t, []string{
+		"QueueAdd sales PJSIP/1002 penalty=0 name=1002_Bruno",
+		"QueuePause PJSIP/1002 paused=false reason=",
+	}, f.queues.Calls())
+}
+
+func TestLogoutWhileLoggedOutSendsNothing(t *testing.T) {
+	f := newFixture(t)
+
+	res, err := f.svc.Logout(t.Context(), "1001", agent.SourceAPI)
+	require.NoError(t, err)
+
+	assert.Equal(t, agent.StateOffline, res.Status.Session.State)
+	assert.Empty(t, f.queues.Calls())
+	assert.Empty(t, f.devices.Calls())
+	assert.Empty(t, f.store.Changes())
+}
+
+func TestLogoutUnpausesThenRemoves(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	_, err := f.svc.Login(ctx, "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	_, err = f.svc.Pause(ctx, "1001", "5", agent.SourceAPI)
+	require.NoError(t, err)
+	f.reset()
+	var order []string
+	var mu sync.Mutex
+	f.queues.Hook = func(call string) { mu.Lock(); order = append(order, call[:10]); mu.Unlock() }
+
+	res, err := f.svc.Logout(ctx, "1001", agent.SourceAPI)
+	require.NoError(t, err)
+
+	assert.Equal(t, agent.StateOffline, res.Status.Session.State)
+	assert.Equal(t, []string{"QueuePause", "QueueRemov", "QueueRemov"}, order)
+	assert.Empty(t, f.queues.Members("sales"))
+	assert.Empty(t, f.queues.Members("support"))
+	assert.Equal(t, "UNAVAILABLE", f.devices.State("Stasis:agent-1001"))
+	changes := f.store.Changes()
+	require.Len(t, changes, 1)
+	assert.Equal(t, agent.EventLoggedOut, changes[0].Type)
+}
+
+func TestLogoutRemovesRecordedMembersAfterDirectoryChange(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.svc.Login(t.Context(), "1002", agent.SourceAPI)
+	require.NoError(t, err)
+	dir, err := agent.ParseDirectory("directory.yaml", []byte(`
+agents:
+  - {id: "1002", name: Bruno, interface: PJSIP/2002, queues: [{name: support}]}
+`))
+	require.NoError(t, err)
+	f.svc.SetDirectory(dir)
+	f.reset()
+
+	_, err = f.svc.Logout(t.Context(), "1002", agent.SourceAPI)
+	require.NoError(t, err)
+
+	assert.Equal(t, []string{
+		"QueuePause PJSIP/1002 paused=false reason=",
+		"QueueRemove sales PJSIP/1002",
+	}, f.queues.Calls())
+}
+
+func TestPauseWhileLoggedOutIsRejected(t *testing.T) {
+	f := newFixture(t)
+
+	_, err := f.svc.Pause(t.Context(), "1001", "5", agent.SourceAPI)
+
+	require.ErrorIs(t, err, agent.ErrNotLoggedIn)
+	assert.Equal(t, agent.CodeNotLoggedIn, agent.ErrorCode(err))
+	assert.Empty(t, f.queues.Calls())
+	assert.Empty(t, f.devices.Calls())
+}
+
+func TestPauseSendsReason(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.svc.Login(t.Context(), "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	f.reset()
+
+	res, err := f.svc.Pause(t.Context(), "1001", "5", agent.SourceAPI)
+	require.NoError(t, err)
+
+	assert.Equal(t, []string{"QueuePause PJSIP/1001 paused=true reason=5"}, f.queues.Calls())
+	assert.Equal(t, agent.StatePaused, res.Status.Session.State)
+	require.NotNil(t, res.Status.Pause)
+	assert.Equal(t, "Lunch", res.Status.Pause.Name)
+	assert.Equal(t, "ONHOLD", f.devices.State("Stasis:agent-1001"))
+	changes := f.store.Changes()
+	require.Len(t, changes, 1)
+	require.NotNil(t, changes[0].Pause)
+	assert.Equal(t, agent.PauseRecreational, changes[0].Pause.Type)
+}
+
+func TestPauseSwitchesToAnotherPause(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	_, err := f.svc.Login(ctx, "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	_, err = f.svc.Pause(ctx, "1001", "5", agent.SourceAPI)
+	require.NoError(t, err)
+	f.reset()
+
+	res, err := f.svc.Pause(ctx, "1001", "7", agent.SourceAPI)
+	require.NoError(t, err)
+
+	assert.Equal(t, "7", res.Status.Session.PauseID)
+	assert.Equal(t, []string{"QueuePause PJSIP/1001 paused=true reason=7"}, f.queues.Calls())
+	assert.Equal(t, "7", f.queues.Members("sales")[0].Reason)
+	changes := f.store.Changes()
+	require.Len(t, changes, 1)
+	assert.Equal(t, "5", changes[0].Previous.PauseID)
+}
+
+func TestPauseSamePauseSendsNothing(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.svc.Login(t.Context(), "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	_, err = f.svc.Pause(t.Context(), "1001", "0", agent.SourceAPI)
+	require.NoError(t, err)
+	f.reset()
+
+	_, err = f.svc.Pause(t.Context(), "1001", "0", agent.SourceAPI)
+	require.NoError(t, err)
+
+	assert.Empty(t, f.queues.Calls())
+	assert.Empty(t, f.store.Changes())
+}
+
+func TestPauseUnknownPauseIsRejected(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.svc.Login(t.Context(), "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	f.reset()
+
+	_, err = f.svc.Pause(t.Context(), "1001", "99", agent.SourceAPI)
+
+	require.ErrorIs(t, err, agent.ErrUnknownPause)
+	assert.Empty(t, f.queues.Calls())
+}
+
+func TestUnpauseOtherPauseIsMismatch(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	_, err := f.svc.Login(ctx, "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	_, err = f.svc.Pause(ctx, "1001", "5", agent.SourceAPI)
+	require.NoError(t, err)
+	f.reset()
+
+	_, err = f.svc.Unpause(ctx, "1001", "0", agent.SourceAPI)
+
+	require.ErrorIs(t, err, agent.ErrPauseMismatch)
+	assert.Equal(t, agent.CodePauseMismatch, agent.ErrorCode(err))
+	assert.Empty(t, f.queues.Calls())
+	assert.Empty(t, f.store.Changes())
+	st, err := f.svc.Status("1001")
+	require.NoError(t, err)
+	assert.Equal(t, "5", st.Session.PauseID)
+}
+
+func TestUnpauseWhileReadySendsNothing(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.svc.Login(t.Context(), "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	f.reset()
+
+	res, err := f.svc.Unpause(t.Context(), "1001", "5", agent.SourceAPI)
+	require.NoError(t, err)
+
+	assert.Equal(t, agent.StateReady, res.Status.Session.State)
+	assert.Empty(t, f.queues.Calls())
+	assert.Empty(t, f.devices.Calls())
+}
+
+func TestUnpauseLeavesPause(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	_, err := f.svc.Login(ctx, "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	_, err = f.svc.Pause(ctx, "1001", "0", agent.SourceAPI)
+	require.NoError(t, err)
+	f.reset()
+
+	res, err := f.svc.Unpause(ctx, "1001", "0", agent.SourceAPI)
+	require.NoError(t, err)
+
+	assert.Equal(t, agent.StateReady, res.Status.Session.State)
+	assert.Equal(t, []string{"QueuePause PJSIP/1001 paused=false reason=0"}, f.queues.Calls())
+	assert.Equal(t, "NOT_INUSE", f.devices.State("Stasis:agent-1001"))
+}
+
+func TestUnpauseRemovedPauseStillAllowed(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	_, err := f.svc.Login(ctx, "1002", agent.SourceAPI)
+	require.NoError(t, err)
+	_, err = f.svc.Pause(ctx, "1002", "7", agent.SourceAPI)
+	require.NoError(t, err)
+	dir, err := agent.ParseDirectory("directory.yaml", []byte(`
+agents:
+  - {id: "1002", name: Bruno, interface: PJSIP/1002, queues: [{name: sales}]}
+`))
+	require.NoError(t, err)
+	f.svc.SetDirectory(dir)
+
+	_, err = f.svc.Unpause(ctx, "1002", "7", agent.SourceAPI)
+	require.NoError(t, err)
+
+	_, err = f.svc.Unpause(ctx, "1002", "7", agent.SourceAPI)
+	require.ErrorIs(t, err, agent.ErrUnknownPause)
+}
+
+func TestUnknownAgentIsForbidden(t *testing.T) {
+	f := newFixture(t)
+
+	_, err := f.svc.Login(t.Context(), "9999", agent.SourceAPI)
+
+	require.ErrorIs(t, err, agent.ErrUnknownAgent)
+	assert.Equal(t, agent.CodeUnknownAgent, agent.ErrorCode(err))
+}
+
+func TestLoginUnavailableUndoesAdds(t *testing.T) {
+	f := newFixture(t)
+	f.queues.Fail = func(call string) error {
+		if call == "QueueAdd support PJSIP/1001 penalty=0 name=1001_Ana-Perez" {
+			return fmt.Errorf("%w: connection closed", agent.ErrAsteriskUnavailable)
+		}
+		return nil
+	}
+
+	_, err := f.svc.Login(t.Context(), "1001", agent.SourceAPI)
+
+	require.ErrorIs(t, err, agent.ErrAsteriskUnavailable)
+	assert.Equal(t, agent.CodeAsteriskUnavailable, agent.ErrorCode(err))
+	assert.Empty(t, f.queues.Members("sales"), "the member added before the failure is removed again")
+	assert.Empty(t, f.store.Changes())
+	st, err := f.svc.Status("1001")
+	require.NoError(t, err)
+	assert.Equal(t, agent.StateOffline, st.Session.State)
+}
+
+func TestPauseDeviceStateFailureRestoresPause(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	_, err := f.svc.Login(ctx, "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	f.devices.Fail = func(string, string) error {
+		return &agent.AsteriskError{Action: "PUT deviceStates", Message: "Asterisk not booted"}
+	}
+
+	_, err = f.svc.Pause(ctx, "1001", "5", agent.SourceAPI)
+
+	var asteriskErr *agent.AsteriskError
+	require.ErrorAs(t, err, &asteriskErr)
+	assert.Equal(t, agent.CodeAsteriskError, agent.ErrorCode(err))
+	assert.False(t, f.queues.Members("sales")[0].Paused, "the pause is undone")
+	st, err := f.svc.Status("1001")
+	require.NoError(t, err)
+	assert.Equal(t, agent.StateReady, st.Session.State)
+}
+
+func TestStoreFailureUndoesLogin(t *testing.T) {
+	f := newFixture(t)
+	f.store.Fail = func(agent.Change) error { return errors.New("outbox full") }
+
+	_, err := f.svc.Login(t.Context(), "1002", agent.SourceAPI)
+
+	require.ErrorIs(t, err, agent.ErrStoreUnavailable)
+	assert.Equal(t, agent.CodeStoreUnavailable, agent.ErrorCode(err))
+	assert.Empty(t, f.queues.Members("sales"))
+}
+
+func TestRestoreThenUnpause(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	_, err := f.svc.Login(ctx, "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	_, err = f.svc.Pause(ctx, "1001", "5", agent.SourceAPI)
+	require.NoError(t, err)
+	dir := f.svc.Directory()
+
+	restarted, err := agent.NewService(agent.Config{Directory: dir, Queues: f.queues, DeviceStates: f.devices, Store: f.store})
+	require.NoError(t, err)
+	n, err := restarted.Restore(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+
+	res, err := restarted.Unpause(ctx, "1001", "5", agent.SourceAPI)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(3), res.Status.Session.Revision)
+}
+
+func TestRequestsForOneAgentRunInArrivalOrder(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	_, err := f.svc.Login(ctx, "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	f.reset()
+
+	// The first pause blocks inside Asterisk until the others are queued.
+	release := make(chan struct{})
+	first := true
+	var mu sync.Mutex
+	f.queues.Hook = func(string) {
+		mu.Lock()
+		wait := first
+		first = false
+		mu.Unlock()
+		if wait {
+			<-release
+		}
+	}
+	pauses := []string{"5", "7", "0", "00"}
+	var wg sync.WaitGroup
+	for i, p := range pauses {
+		wg.Go(func() {
+			_, err := f.svc.Pause(ctx, "1001", p, agent.SourceAPI)
+			assert.NoError(t, err)
+		})
+		// Let request i reach the agent lock before request i+1 is sent.
+		waitQueued(t, f, i)
+	}
+	close(release)
+	wg.Wait()
+
+	var got []string
+	for _, c := range f.store.Changes() {
+		got = append(got, c.Session.PauseID)
+	}
+	assert.Equal(t, pauses, got)
+}
+
+// waitQueued waits until the first request is inside Asterisk and
+// requests 1..i are waiting for the agent lock.
+func waitQueued(t *testing.T, f *fixture, i int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		return f.svc.Pending("1001") == i+1
+	}, 5*time.Second, time.Millisecond)
+}
+
+func TestDifferentAgentsRunInParallel(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	_, err := f.svc.Login(ctx, "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	release := make(chan struct{})
+	f.queues.Hook = func(call string) {
+		if call == "QueuePause PJSIP/1001 paused=true reason=5" {
+			<-release
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.svc.Pause(ctx, "1001", "5", agent.SourceAPI)
+		done <- err
+	}()
+
+	// Agent 1002 logs in while 1001's pause is still held inside Asterisk.
+	_, err = f.svc.Login(ctx, "1002", agent.SourceAPI)
+	require.NoError(t, err)
+	close(release)
+	require.NoError(t, <-done)
+}
+
+func TestLockWaitHonoursContext(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.svc.Login(t.Context(), "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	release := make(chan struct{})
+	f.queues.Hook = func(string) { <-release }
+	go func() { _, _ = f.svc.Pause(context.Background(), "1001", "5", agent.SourceAPI) }()
+	waitQueued(t, f, 0)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	_, err = f.svc.Pause(ctx, "1001", "7", agent.SourceAPI)
+
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, agent.CodeTimeout, agent.ErrorCode(err))
+	close(release)
+}

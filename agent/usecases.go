@@ -1,0 +1,350 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+// undoTimeout bounds the compensating actions run after a failed step.
+const undoTimeout = 5 * time.Second
+
+// Login adds the agent to each of its queues, unpaused. On an agent that is
+// already logged in it re-applies the membership: missing members are
+// added, members of queues no longer in the directory are removed, and the
+// agent is unpaused.
+func (s *Service) Login(ctx context.Context, agentID string, src Source) (Result, error) {
+	a, sl, err := s.lockAgent(ctx, agentID)
+	if err != nil {
+		return Result{}, err
+	}
+	defer sl.lock.Unlock()
+	prev := s.current(agentID)
+
+	var undo undoStack
+	members, already, warnings, err := s.addMembers(ctx, a, &undo)
+	if err == nil {
+		err = s.removeStale(ctx, prev, members)
+	}
+	// QueueAdd adds unpaused; only members that were already there can
+	// still be paused.
+	if err == nil && (prev.Paused() || already) {
+		err = s.pauseMember(ctx, a.Interface, false, prev.PauseID, true)
+	}
+	if err == nil {
+		err = s.setDeviceState(ctx, a, StateReady)
+	}
+	if err != nil {
+		undo.run(ctx, s.log)
+		return Result{}, fmt.Errorf("login agent %q: %w", agentID, err)
+	}
+
+	next := prev
+	next.State = StateReady
+	next.PauseID = ""
+	next.Interface = a.Interface
+	next.Members = members
+	if prev.State != StateReady {
+		next.Since = s.now()
+	}
+	if sessionEqual(prev, next) {
+		return Result{Status: s.status(a, prev), Warnings: warnings}, nil
+	}
+	st, err := s.commit(ctx, sl, a, EventLoggedIn, nil, prev, next, src, &undo)
+	return Result{Status: st, Warnings: warnings}, err
+}
+
+// Logout unpauses the agent and removes it from every queue it was added
+// to. Logging out an agent that is not logged in succeeds and sends
+// nothing to Asterisk.
+func (s *Service) Logout(ctx context.Context, agentID string, src Source) (Result, error) {
+	a, sl, err := s.lockAgent(ctx, agentID)
+	if err != nil {
+		return Result{}, err
+	}
+	defer sl.lock.Unlock()
+	prev := s.current(agentID)
+	if !prev.LoggedIn() {
+		return Result{Status: s.status(a, prev)}, nil
+	}
+
+	var undo undoStack
+	// Unpausing first closes the pause in queue_log before REMOVEMEMBER, so
+	// reports see the pause end; an interface in no queue is not an error.
+	err = s.pauseMember(ctx, prev.Interface, false, prev.PauseID, true)
+	if err == nil && prev.Paused() {
+		undo.push("re-pause "+prev.Interface, func(ctx context.Context) error {
+			return s.queues.PauseMember(ctx, prev.Interface, true, prev.PauseID)
+		})
+	}
+	if err == nil {
+		err = s.removeMembers(ctx, prev.Members, &undo)
+	}
+	if err == nil {
+		err = s.setDeviceState(ctx, a, StateOffline)
+	}
+	if err != nil {
+		undo.run(ctx, s.log)
+		return Result{}, fmt.Errorf("logout agent %q: %w", agentID, err)
+	}
+
+	next := Session{AgentID: agentID, State: StateOffline, Since: s.now(), Revision: prev.Revision}
+	st, err := s.commit(ctx, sl, a, EventLoggedOut, nil, prev, next, src, &undo)
+	return Result{Status: st}, err
+}
+
+// Pause puts a logged-in agent in the pause pauseID on every queue, with
+// the pause id as the member's paused reason. An agent already in another
+// pause switches to this one.
+func (s *Service) Pause(ctx context.Context, agentID, pauseID string, src Source) (Result, error) {
+	p, ok := s.Directory().Pause(pauseID)
+	if !ok {
+		return Result{}, fmt.Errorf("%w: %q", ErrUnknownPause, pauseID)
+	}
+	a, sl, err := s.lockAgent(ctx, agentID)
+	if err != nil {
+		return Result{}, err
+	}
+	defer sl.lock.Unlock()
+	prev := s.current(agentID)
+	if !prev.LoggedIn() {
+		return Result{}, fmt.Errorf("pause agent %q: %w", agentID, ErrNotLoggedIn)
+	}
+	if prev.Paused() && prev.PauseID == pauseID {
+		return Result{Status: s.status(a, prev)}, nil
+	}
+
+	var undo undoStack
+	err = s.pauseMember(ctx, prev.Interface, true, pauseID, len(prev.Members) == 0)
+	if err == nil {
+		undo.push("restore pause state of "+prev.Interface, func(ctx context.Context) error {
+			return s.queues.PauseMember(ctx, prev.Interface, prev.Paused(), prev.PauseID)
+		})
+		err = s.setDeviceState(ctx, a, StatePaused)
+	}
+	if err != nil {
+		undo.run(ctx, s.log)
+		return Result{}, fmt.Errorf("pause agent %q: %w", agentID, err)
+	}
+
+	next := prev
+	next.State = StatePaused
+	next.PauseID = pauseID
+	next.Since = s.now()
+	st, err := s.commit(ctx, sl, a, EventPaused, &p, prev, next, src, &undo)
+	return Result{Status: st}, err
+}
+
+// Unpause takes the agent out of the pause pauseID. It fails with
+// ErrPauseMismatch when the agent is in another pause, so a stale
+// after-call timer cannot end a pause the agent chose later. Unpausing a
+// ready agent succeeds and sends nothing.
+func (s *Service) Unpause(ctx context.Context, agentID, pauseID string, src Source) (Result, error) {
+	a, sl, err := s.lockAgent(ctx, agentID)
+	if err != nil {
+		return Result{}, err
+	}
+	defer sl.lock.Unlock()
+	prev := s.current(agentID)
+	// A pause removed from the catalog while an agent is in it can still be
+	// left, so the current pause id is always accepted.
+	if _, known := s.Directory().Pause(pauseID); !known && !(prev.Paused() && prev.PauseID == pauseID) {
+		return Result{}, fmt.Errorf("%w: %q", ErrUnknownPause, pauseID)
+	}
+	switch {
+	case !prev.LoggedIn():
+		return Result{}, fmt.Errorf("unpause agent %q: %w", agentID, ErrNotLoggedIn)
+	case !prev.Paused():
+		return Result{Status: s.status(a, prev)}, nil
+	case prev.PauseID != pauseID:
+		return Result{}, fmt.Errorf("unpause agent %q from pause %q while in pause %q: %w", agentID, pauseID, prev.PauseID, ErrPauseMismatch)
+	}
+
+	var undo undoStack
+	err = s.pauseMember(ctx, prev.Interface, false, pauseID, len(prev.Members) == 0)
+	if err == nil {
+		undo.push("re-pause "+prev.Interface, func(ctx context.Context) error {
+			return s.queues.PauseMember(ctx, prev.Interface, true, prev.PauseID)
+		})
+		err = s.setDeviceState(ctx, a, StateReady)
+	}
+	if err != nil {
+		undo.run(ctx, s.log)
+		return Result{}, fmt.Errorf("unpause agent %q: %w", agentID, err)
+	}
+
+	next := prev
+	next.State = StateReady
+	next.PauseID = ""
+	next.Since = s.now()
+	st, err := s.commit(ctx, sl, a, EventUnpaused, nil, prev, next, src, &undo)
+	return Result{Status: st}, err
+}
+
+// commit stores the change and publishes its event, then makes next the
+// agent's current session. If the store fails, the Asterisk steps of the
+// request are undone so Asterisk keeps matching the stored state.
+func (s *Service) commit(ctx context.Context, sl *slot, a Agent, typ EventType, p *Pause, prev, next Session, src Source, undo *undoStack) (Status, error) {
+	next.Revision = prev.Revision + 1
+	change := Change{Type: typ, Agent: a, Pause: p, Previous: prev, Session: next, Source: src, OccurredAt: s.now()}
+	if err := s.store.Commit(ctx, change); err != nil {
+		undo.run(ctx, s.log)
+		if !errors.Is(err, ErrStoreUnavailable) {
+			err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+		}
+		return Status{}, fmt.Errorf("store %s of agent %q: %w", typ, a.ID, err)
+	}
+	sl.session.Store(&next)
+	s.log.Info("agent state changed", "agent_id", a.ID, "event", string(typ), "state", string(next.State),
+		"previous_state", string(prev.State), "pause_id", next.PauseID, "source", string(src))
+	return s.status(a, next), nil
+}
+
+// addMembers sends QueueAdd for every queue of the agent at once. It
+// returns the members Asterisk now has; queues Asterisk does not know are
+// reported as warnings. already reports whether some member was there
+// before. Members added here are pushed on undo.
+func (s *Service) addMembers(ctx context.Context, a Agent, undo *undoStack) (members []Member, already bool, warnings []Warning, err error) {
+	wanted := a.Members()
+	errs := make([]error, len(wanted))
+	var wg sync.WaitGroup
+	for i, m := range wanted {
+		wg.Go(func() { errs[i] = s.queues.AddMember(ctx, m) })
+	}
+	wg.Wait()
+
+	var failed []error
+	for i, m := range wanted {
+		switch addErr := errs[i]; {
+		case addErr == nil:
+			members = append(members, m)
+			undo.push("remove "+m.Interface+" from "+m.Queue, func(ctx context.Context) error {
+				return ignore(s.queues.RemoveMember(ctx, m.Queue, m.Interface), ErrNotMember)
+			})
+		case errors.Is(addErr, ErrAlreadyMember):
+			members = append(members, m)
+			already = true
+		case errors.Is(addErr, ErrNoSuchQueue):
+			s.log.Warn("queue of agent not found in Asterisk", "agent_id", a.ID, "queue", m.Queue, "interface", m.Interface)
+			warnings = append(warnings, Warning{Code: WarningNoSuchQueue, Queue: m.Queue})
+		default:
+			failed = append(failed, fmt.Errorf("add %s to queue %q: %w", m.Interface, m.Queue, addErr))
+		}
+	}
+	return members, already, warnings, errors.Join(failed...)
+}
+
+// removeStale removes members of the previous session that the agent no
+// longer has: queues dropped from the directory or an old interface.
+func (s *Service) removeStale(ctx context.Context, prev Session, members []Member) error {
+	var stale []Member
+	for _, old := range prev.Members {
+		if !slices.ContainsFunc(members, func(m Member) bool { return m.Queue == old.Queue && m.Interface == old.Interface }) {
+			stale = append(stale, old)
+		}
+	}
+	return s.removeMembers(ctx, stale, nil)
+}
+
+// removeMembers sends QueueRemove for each member at once. A member that
+// is already gone, or whose queue is gone, counts as removed. Removed
+// members are pushed on undo when undo is not nil.
+func (s *Service) removeMembers(ctx context.Context, members []Member, undo *undoStack) error {
+	errs := make([]error, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Go(func() { errs[i] = s.queues.RemoveMember(ctx, m.Queue, m.Interface) })
+	}
+	wg.Wait()
+
+	var failed []error
+	for i, m := range members {
+		err := ignore(ignore(errs[i], ErrNotMember), ErrNoSuchQueue)
+		if err != nil {
+			failed = append(failed, fmt.Errorf("remove %s from queue %q: %w", m.Interface, m.Queue, err))
+			continue
+		}
+		if undo != nil && errs[i] == nil {
+			undo.push("re-add "+m.Interface+" to "+m.Queue, func(ctx context.Context) error {
+				return ignore(s.queues.AddMember(ctx, m), ErrAlreadyMember)
+			})
+		}
+	}
+	return errors.Join(failed...)
+}
+
+// pauseMember sends QueuePause on every queue of iface. When notFoundOK is
+// set, an interface that is in no queue counts as done; otherwise it is an
+// error, because Asterisk lost members that agentd still records.
+func (s *Service) pauseMember(ctx context.Context, iface string, paused bool, reason string, notFoundOK bool) error {
+	err := s.queues.PauseMember(ctx, iface, paused, reason)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNotMember) && notFoundOK:
+		return nil
+	case errors.Is(err, ErrNotMember):
+		return &AsteriskError{Action: "QueuePause", Message: fmt.Sprintf("interface %s is in no queue; log the agent in again", iface)}
+	default:
+		return fmt.Errorf("pause %s (paused=%t): %w", iface, paused, err)
+	}
+}
+
+// setDeviceState sets the agent's Stasis: device to the mapped state.
+func (s *Service) setDeviceState(ctx context.Context, a Agent, st State) error {
+	value, ok := s.stateMap[st]
+	if !ok || value == "" {
+		return nil
+	}
+	if err := s.devices.SetDeviceState(ctx, a.DeviceName(), value); err != nil {
+		return fmt.Errorf("set device state %s to %s: %w", a.DeviceName(), value, err)
+	}
+	return nil
+}
+
+// ignore returns nil when err wraps target.
+func ignore(err, target error) error {
+	if errors.Is(err, target) {
+		return nil
+	}
+	return err
+}
+
+// sessionEqual reports whether two sessions describe the same state and
+// members, ignoring the revision.
+func sessionEqual(a, b Session) bool {
+	return a.State == b.State && a.PauseID == b.PauseID && a.Interface == b.Interface &&
+		a.Since.Equal(b.Since) && slices.Equal(a.Members, b.Members)
+}
+
+// undoStack collects compensating actions for the steps a request applied.
+type undoStack struct {
+	steps []undoStep
+}
+
+type undoStep struct {
+	name string
+	fn   func(context.Context) error
+}
+
+func (u *undoStack) push(name string, fn func(context.Context) error) {
+	u.steps = append(u.steps, undoStep{name: name, fn: fn})
+}
+
+// run undoes the steps in reverse order, best effort: a failure is logged
+// and the rest still run. Reconciliation repairs what could not be undone.
+func (u *undoStack) run(ctx context.Context, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+	defer cancel()
+	for i := len(u.steps) - 1; i >= 0; i-- {
+		step := u.steps[i]
+		if err := step.fn(ctx); err != nil {
+			log.Error("undo step failed; Asterisk may differ from the stored state", "step", step.name, "err", err)
+		}
+	}
+	u.steps = nil
+}
