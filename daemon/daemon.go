@@ -1,0 +1,381 @@
+// Package daemon wires agentd together: it loads the configuration, builds
+// the Asterisk clients, the session store, the use cases and the servers,
+// and starts and stops them in order.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/contactcenter/agentd/agent"
+	"github.com/contactcenter/agentd/agi"
+	"github.com/contactcenter/agentd/ami"
+	"github.com/contactcenter/agentd/ari"
+	"github.com/contactcenter/agentd/events"
+	"github.com/contactcenter/agentd/httpapi"
+)
+
+// Options are what Run needs from main.
+type Options struct {
+	ConfigPath string
+	Config     Config
+	Logger     *slog.Logger
+	Level      *slog.LevelVar // changed by a reload; may be nil
+	// Reload receives a value for each SIGHUP.
+	Reload <-chan os.Signal
+}
+
+// Daemon is one running agentd.
+type Daemon struct {
+	cfg  Config
+	path string
+	log  *slog.Logger
+	lvl  *slog.LevelVar
+
+	store    *events.Store
+	ami      *ami.Client
+	ari      *ari.Client
+	stream   *ari.EventStream
+	service  *agent.Service
+	api      *httpapi.Server
+	http     *http.Server
+	agi      *agi.Server
+	httpLn   net.Listener
+	agiLn    net.Listener
+	cancel   context.CancelFunc
+	loops    sync.WaitGroup
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Run starts agentd, reloads on each value from opts.Reload, and stops
+// gracefully when ctx ends.
+func Run(ctx context.Context, opts Options) error {
+	d, err := Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.ShutdownTimeout)
+			defer cancel()
+			return d.Stop(stopCtx)
+		case <-opts.Reload:
+			if err := d.Reload(); err != nil {
+				d.log.Error("reload failed; the configuration in force stays", "err", err)
+			}
+		}
+	}
+}
+
+// Start builds every part and starts serving. On error, what was already
+// started is stopped again.
+func Start(ctx context.Context, opts Options) (*Daemon, error) {
+	d := &Daemon{cfg: opts.Config, path: opts.ConfigPath, log: opts.Logger, lvl: opts.Level}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if err := d.start(ctx); err != nil {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.ShutdownTimeout)
+		defer cancel()
+		return nil, errors.Join(err, d.Stop(stopCtx))
+	}
+	return d, nil
+}
+
+func (d *Daemon) start(ctx context.Context) error {
+	dir, err := agent.LoadDirectory(d.cfg.Directory)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(d.cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("create data_dir: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.cancel = cancel
+
+	if d.store, err = events.Open(ctx, d.eventsConfig(), d.log.With("component", "events")); err != nil {
+		return fmt.Errorf("open session store: %w", err)
+	}
+	if err := d.startAsterisk(runCtx); err != nil {
+		return err
+	}
+	d.service, err = agent.NewService(agent.Config{
+		Directory:    dir,
+		Queues:       ami.NewQueues(d.ami),
+		DeviceStates: ari.NewDeviceStates(d.ari),
+		Store:        d.store,
+		StateMap:     d.cfg.StateMap(),
+		Logger:       d.log.With("component", "agent"),
+	})
+	if err != nil {
+		return err
+	}
+	n, err := d.service.Restore(ctx)
+	if err != nil {
+		return err
+	}
+	d.log.Info("sessions restored", "sessions", n, "agents", len(dir.Agents()))
+
+	if err := d.startHTTP(runCtx); err != nil {
+		return err
+	}
+	if err := d.startAGI(runCtx); err != nil {
+		return err
+	}
+	d.log.Info("agentd started", "version", Version(), "http", d.httpLn.Addr().String(), "agi", d.agiAddr(),
+		"ami", d.cfg.AMI.Address, "ari", d.cfg.ARI.URL, "nats", d.natsTarget())
+	return nil
+}
+
+// startAsterisk builds the AMI client and the ARI client and event stream
+// and runs their connection loops. They connect and reconnect on their own;
+// requests fail with asterisk_unavailable until they are up.
+func (d *Daemon) startAsterisk(ctx context.Context) error {
+	d.ami = ami.New(ami.Config{
+		Addr:          d.cfg.AMI.Address,
+		Username:      d.cfg.AMI.Username,
+		Secret:        d.cfg.AMI.Password,
+		Events:        "off",
+		ActionTimeout: d.cfg.AMI.ActionTimeout,
+		PingInterval:  d.cfg.AMI.PingInterval,
+		Logger:        d.log.With("component", "ami"),
+	})
+	var err error
+	d.ari, err = ari.NewClient(ari.Config{
+		URL:            d.cfg.ARI.URL,
+		Username:       d.cfg.ARI.Username,
+		Password:       d.cfg.ARI.Password,
+		Application:    d.cfg.ARI.Application,
+		RequestTimeout: d.cfg.ARI.RequestTimeout,
+		Logger:         d.log.With("component", "ari"),
+	})
+	if err != nil {
+		return err
+	}
+	d.stream, err = ari.NewEventStream(d.ari, ari.EventStreamConfig{
+		Application: d.cfg.ARI.Application,
+		OnConnect:   d.onARIConnect,
+		OnEvent:     func(ari.Event) {},
+	})
+	if err != nil {
+		return err
+	}
+	d.goLoop("ami", func() error { return d.ami.Run(ctx) })
+	d.goLoop("ari events", func() error { return d.stream.Run(ctx) })
+	return nil
+}
+
+// onARIConnect runs after each ARI websocket (re)connect: it records the
+// Asterisk entity id written in events.
+func (d *Daemon) onARIConnect(ctx context.Context) error {
+	info, err := d.ari.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("read asterisk info: %w", err)
+	}
+	d.store.SetAsteriskEntityID(info.System.EntityID)
+	d.log.Info("ARI connected", "asterisk_entity_id", info.System.EntityID, "startup_time", info.Status.StartupTime)
+	return nil
+}
+
+// goLoop runs a connection loop until the daemon stops.
+func (d *Daemon) goLoop(name string, run func() error) {
+	d.loops.Go(func() {
+		if err := run(); err != nil && !errors.Is(err, context.Canceled) {
+			d.log.Error("connection loop ended", "loop", name, "err", err)
+		}
+	})
+}
+
+func (d *Daemon) startHTTP(ctx context.Context) error {
+	auth, err := d.authConfig()
+	if err != nil {
+		return err
+	}
+	d.api, err = httpapi.New(httpapi.Config{
+		Service:        d.service,
+		Directory:      d.service.Directory,
+		Auth:           auth,
+		MaxBodyBytes:   d.cfg.HTTP.MaxBodyBytes,
+		RequestTimeout: d.cfg.HTTP.RequestTimeout,
+		Logger:         d.log.With("component", "http"),
+	})
+	if err != nil {
+		return err
+	}
+	e := d.api.Echo()
+	e.GET("/healthz", echoHandler(healthzHandler))
+	e.GET("/readyz", echoHandler(readyzHandler(d.dependencies())))
+
+	d.httpLn, err = net.Listen("tcp", d.cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http.listen %s: %w", d.cfg.HTTP.Listen, err)
+	}
+	d.http = &http.Server{
+		Handler:           d.api.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	ln := d.httpLn
+	d.loops.Go(func() {
+		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("HTTP server failed", "err", err)
+		}
+	})
+	return nil
+}
+
+func (d *Daemon) authConfig() (httpapi.AuthConfig, error) {
+	auth := httpapi.AuthConfig{Basic: d.cfg.HTTP.Auth.Basic}
+	j := d.cfg.HTTP.Auth.JWT
+	if j.Algorithm == "" {
+		return auth, nil
+	}
+	jwt := &httpapi.JWTConfig{
+		Algorithm:  j.Algorithm,
+		Secret:     []byte(j.Secret),
+		AgentClaim: j.AgentClaim,
+		Issuer:     j.Issuer,
+		Audience:   j.Audience,
+		Leeway:     j.Leeway,
+		RequireExp: j.RequireExp,
+	}
+	if j.PublicKeyFile != "" {
+		pem, err := os.ReadFile(j.PublicKeyFile)
+		if err != nil {
+			return auth, fmt.Errorf("http.auth.jwt.public_key_file: %w", err)
+		}
+		jwt.PublicKeyPEM = pem
+	}
+	auth.JWT = jwt
+	return auth, nil
+}
+
+func (d *Daemon) startAGI(ctx context.Context) error {
+	if d.cfg.AGI.Listen == "" {
+		return nil
+	}
+	allow := make([]netip.Prefix, 0, len(d.cfg.AGI.Allow))
+	for _, cidr := range d.cfg.AGI.Allow {
+		allow = append(allow, netip.MustParsePrefix(cidr)) // validated by LoadConfig
+	}
+	var err error
+	d.agi, err = agi.NewServer(agi.Config{
+		Addr:        d.cfg.AGI.Listen,
+		Allow:       allow,
+		MaxSessions: d.cfg.AGI.MaxSessions,
+		Logger:      d.log.With("component", "agi"),
+	}, d.service)
+	if err != nil {
+		return err
+	}
+	d.agiLn, err = net.Listen("tcp", d.cfg.AGI.Listen)
+	if err != nil {
+		return fmt.Errorf("agi.listen %s: %w", d.cfg.AGI.Listen, err)
+	}
+	ln := d.agiLn
+	d.loops.Go(func() {
+		if err := d.agi.Serve(ctx, ln); err != nil && !errors.Is(err, agi.ErrServerClosed) && !errors.Is(err, context.Canceled) {
+			d.log.Error("FastAGI server failed", "err", err)
+		}
+	})
+	return nil
+}
+
+// Stop shuts down in reverse order of start: HTTP and FastAGI stop taking
+// requests and let those in flight finish, then the Asterisk connections
+// close, then the store flushes. It is safe to call more than once.
+func (d *Daemon) Stop(ctx context.Context) error {
+	d.stopOnce.Do(func() {
+		d.log.Info("agentd stopping")
+		var errs []error
+		if d.http != nil {
+			errs = append(errs, d.http.Shutdown(ctx))
+		}
+		if d.agi != nil {
+			errs = append(errs, d.agi.Shutdown(ctx))
+		}
+		if d.cancel != nil {
+			d.cancel()
+		}
+		if d.ami != nil {
+			errs = append(errs, d.ami.Close())
+		}
+		d.loops.Wait()
+		if d.ari != nil {
+			d.ari.Close()
+		}
+		if d.store != nil {
+			errs = append(errs, d.store.Close(ctx))
+		}
+		d.stopErr = errors.Join(errs...)
+		d.log.Info("agentd stopped", "err", d.stopErr)
+	})
+	return d.stopErr
+}
+
+// Reload re-reads the directory and the log level. Sessions are kept. An
+// invalid file is rejected and what is in force stays.
+func (d *Daemon) Reload() error {
+	cfg, err := LoadConfig(d.path, os.Environ())
+	if err != nil {
+		return err
+	}
+	dir, err := agent.LoadDirectory(cfg.Directory)
+	if err != nil {
+		return err
+	}
+	d.service.SetDirectory(dir)
+	if d.lvl != nil {
+		d.lvl.Set(parseLevel(cfg.Log.Level))
+	}
+	d.log.Info("reloaded", "directory", cfg.Directory, "agents", len(dir.Agents()), "pauses", len(dir.Pauses()), "log_level", cfg.Log.Level)
+	return nil
+}
+
+// Service returns the use cases, for tests.
+func (d *Daemon) Service() *agent.Service { return d.service }
+
+// HTTPAddr returns the address the HTTP API listens on.
+func (d *Daemon) HTTPAddr() net.Addr { return d.httpLn.Addr() }
+
+func (d *Daemon) agiAddr() string {
+	if d.agiLn == nil {
+		return "disabled"
+	}
+	return d.agiLn.Addr().String()
+}
+
+// AGIAddr returns the address the FastAGI server listens on, or nil.
+func (d *Daemon) AGIAddr() net.Addr {
+	if d.agiLn == nil {
+		return nil
+	}
+	return d.agiLn.Addr()
+}
+
+func (d *Daemon) dependencies() []dependency {
+	return []dependency{
+		{name: "ami", status: d.ami.Status},
+		{name: "ari", status: d.stream.Status},
+		{name: "nats", status: d.store.Status},
+	}
+}
+
+func (d *Daemon) natsTarget() string {
+	if len(d.cfg.NATS.URLs) == 0 {
+		return "embedded " + d.cfg.NATS.Embedded.Listen
+	}
+	return fmt.Sprint(d.cfg.NATS.URLs)
+}
