@@ -15,7 +15,8 @@ type Queues interface {
 	// error wrapping ErrNotMember.
 	RemoveMember(ctx context.Context, queue, iface string) error
 	// PauseMember sends QueuePause without Queue, so it acts on every queue
-	// the interface is a member of. reason is sent as Reason when paused.
+	// the interface is a member of. A non-empty reason is sent as Reason,
+	// also when unpausing, so queue_log names the pause that ended.
 	// An interface in no queue gives an error wrapping ErrNotMember.
 	PauseMember(ctx context.Context, iface string, paused bool, reason string) error
 }
