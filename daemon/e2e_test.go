@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -313,4 +314,68 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+func TestPauseLostMemberIsAsteriskError(t *testing.T) {
+	bench := testbench.Require(t)
+	a := newAgent("support")
+	e := startDaemon(t, bench, t.TempDir(), []e2eAgent{a})
+	t.Cleanup(func() { e.post(t, a, "/api/v1/asterisk_logout/", nil) })
+	code, body := e.post(t, a, "/api/v1/asterisk_login/", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	bench.RemoveMember(t, "support", a.Interface) // Asterisk lost the agent
+
+	code, body = e.post(t, a, "/api/v1/asterisk_pause/", url.Values{"pause_id": {"7"}})
+
+	assert.Equal(t, http.StatusBadGateway, code, body)
+	assert.Equal(t, "asterisk_error", body["error"].(map[string]any)["code"])
+	st, err := e.d.Service().Status(a.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "READY", string(st.Session.State), "nothing is stored that Asterisk did not apply")
+}
+
+func TestAsteriskDownAnswers503(t *testing.T) {
+	a := newAgent("sales")
+	closed := closedAddr(t)
+	dir := t.TempDir()
+	dirPath := filepath.Join(dir, "directory.yaml")
+	require.NoError(t, os.WriteFile(dirPath, []byte(directoryYAML(t, []e2eAgent{a})), 0o600))
+	cfg, err := daemon.ParseConfig("agentd.yaml", []byte(fmt.Sprintf(`
+node: e2e
+data_dir: %s
+directory: %s
+http: {listen: "127.0.0.1:0"}
+agi: {listen: ""}
+ami: {address: %q, username: agentd, password: x}
+ari: {url: "http://%s", username: agentd, password: y}
+nats: {embedded: {listen: none}}
+`, t.TempDir(), dirPath, closed, closed)), nil)
+	require.NoError(t, err)
+	d, err := daemon.Start(t.Context(), daemon.Options{Config: cfg})
+	require.NoError(t, err)
+	e := &e2eDaemon{d: d, base: "http://" + d.HTTPAddr().String()}
+	t.Cleanup(func() { e.stop(t) })
+
+	resp, err := http.Get(e.base + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+
+	code, body := e.post(t, a, "/api/v1/asterisk_login/", nil)
+
+	assert.Equal(t, http.StatusServiceUnavailable, code, body)
+	assert.Equal(t, "asterisk_unavailable", body["error"].(map[string]any)["code"])
+	st, err := d.Service().Status(a.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "OFFLINE", string(st.Session.State))
+}
+
+// closedAddr returns a loopback address where nothing listens.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
 }
