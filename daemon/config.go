@@ -51,6 +51,15 @@ type HTTPConfig struct {
 	MaxBodyBytes   int64         `yaml:"max_body_bytes"`
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	Auth           AuthConfig    `yaml:"auth"`
+	CORS           CORSConfig    `yaml:"cors"`
+}
+
+// CORSConfig lets a webphone served from another origin call the API.
+type CORSConfig struct {
+	// AllowedOrigins lists origins such as https://omnileads.example.com;
+	// empty disables CORS, "*" is rejected because requests carry
+	// credentials.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 // AuthConfig selects how callers prove they are the agent.
@@ -250,6 +259,11 @@ func (c *Config) validateHTTP(p *problems) {
 	checkHostPort(p, "http.listen", c.HTTP.Listen)
 	if c.HTTP.MaxBodyBytes < 1024 {
 		p.add("http.max_body_bytes", "http.max_body_bytes %d is too small: use 1024 or more", c.HTTP.MaxBodyBytes)
+	}
+	for _, origin := range c.HTTP.CORS.AllowedOrigins {
+		if u, err := url.Parse(origin); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			p.add("http.cors.allowed_origins", "http.cors.allowed_origins has %q: write an origin such as https://omnileads.example.com, without a path; \"*\" is not allowed with credentials", origin)
+		}
 	}
 	if c.HTTP.RequestTimeout <= 0 {
 		p.add("http.request_timeout", "http.request_timeout must be positive, such as 10s")

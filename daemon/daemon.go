@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/labstack/echo/v4/middleware"
+
 	"github.com/contactcenter/agentd/agent"
 	"github.com/contactcenter/agentd/agi"
 	"github.com/contactcenter/agentd/ami"
@@ -213,6 +215,15 @@ func (d *Daemon) startHTTP(ctx context.Context) error {
 		return err
 	}
 	e := d.api.Echo()
+	if origins := d.cfg.HTTP.CORS.AllowedOrigins; len(origins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:     origins,
+			AllowMethods:     []string{http.MethodPost},
+			AllowHeaders:     []string{"Authorization", "Content-Type", "Accept-Language", "X-Request-Id"},
+			AllowCredentials: true,
+			MaxAge:           600,
+		}))
+	}
 	e.GET("/healthz", echoHandler(healthzHandler))
 	e.GET("/readyz", echoHandler(readyzHandler(d.dependencies())))
 

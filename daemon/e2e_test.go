@@ -334,27 +334,33 @@ func TestPauseLostMemberIsAsteriskError(t *testing.T) {
 	assert.Equal(t, "READY", string(st.Session.State), "nothing is stored that Asterisk did not apply")
 }
 
-func TestAsteriskDownAnswers503(t *testing.T) {
-	a := newAgent("sales")
+// startOffline starts agentd with Asterisk unreachable. extra is appended
+// to the configuration.
+func startOffline(t *testing.T, agents []e2eAgent, extra string) *e2eDaemon {
+	t.Helper()
 	closed := closedAddr(t)
-	dir := t.TempDir()
-	dirPath := filepath.Join(dir, "directory.yaml")
-	require.NoError(t, os.WriteFile(dirPath, []byte(directoryYAML(t, []e2eAgent{a})), 0o600))
+	dirPath := filepath.Join(t.TempDir(), "directory.yaml")
+	require.NoError(t, os.WriteFile(dirPath, []byte(directoryYAML(t, agents)), 0o600))
 	cfg, err := daemon.ParseConfig("agentd.yaml", []byte(fmt.Sprintf(`
 node: e2e
 data_dir: %s
 directory: %s
-http: {listen: "127.0.0.1:0"}
 agi: {listen: ""}
 ami: {address: %q, username: agentd, password: x}
 ari: {url: "http://%s", username: agentd, password: y}
 nats: {embedded: {listen: none}}
-`, t.TempDir(), dirPath, closed, closed)), nil)
+`, t.TempDir(), dirPath, closed, closed)+extra), nil)
 	require.NoError(t, err)
 	d, err := daemon.Start(t.Context(), daemon.Options{Config: cfg})
 	require.NoError(t, err)
 	e := &e2eDaemon{d: d, base: "http://" + d.HTTPAddr().String()}
 	t.Cleanup(func() { e.stop(t) })
+	return e
+}
+
+func TestAsteriskDownAnswers503(t *testing.T) {
+	a := newAgent("sales")
+	e := startOffline(t, []e2eAgent{a}, `http: {listen: "127.0.0.1:0"}`)
 
 	resp, err := http.Get(e.base + "/readyz")
 	require.NoError(t, err)
@@ -365,9 +371,32 @@ nats: {embedded: {listen: none}}
 
 	assert.Equal(t, http.StatusServiceUnavailable, code, body)
 	assert.Equal(t, "asterisk_unavailable", body["error"].(map[string]any)["code"])
-	st, err := d.Service().Status(a.ID)
+	st, err := e.d.Service().Status(a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, "OFFLINE", string(st.Session.State))
+}
+
+func TestCORSPreflightForAllowedOrigin(t *testing.T) {
+	e := startOffline(t, nil, `http: {listen: "127.0.0.1:0", cors: {allowed_origins: ["https://phone.example.com"]}}`)
+	preflight := func(origin string) *http.Response {
+		req, err := http.NewRequest(http.MethodOptions, e.base+"/api/v1/asterisk_pause/", nil)
+		require.NoError(t, err)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization,content-type")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp
+	}
+
+	allowed := preflight("https://phone.example.com")
+	assert.Equal(t, http.StatusNoContent, allowed.StatusCode)
+	assert.Equal(t, "https://phone.example.com", allowed.Header.Get("Access-Control-Allow-Origin"))
+	assert.Equal(t, "true", allowed.Header.Get("Access-Control-Allow-Credentials"))
+
+	other := preflight("https://evil.example.com")
+	assert.Empty(t, other.Header.Get("Access-Control-Allow-Origin"))
 }
 
 // closedAddr returns a loopback address where nothing listens.
