@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/contactcenter/agentd/agent"
@@ -134,6 +135,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err := d.startAGI(runCtx); err != nil {
 		return err
 	}
+	d.notifyReady(runCtx)
 	d.log.Info("agentd started", "version", Version(), "http", d.httpLn.Addr().String(), "agi", d.agiAddr(),
 		"ami", d.cfg.AMI.Address, "ari", d.cfg.ARI.URL, "nats", d.natsTarget())
 	return nil
@@ -310,6 +312,7 @@ func (d *Daemon) startAGI(ctx context.Context) error {
 func (d *Daemon) Stop(ctx context.Context) error {
 	d.stopOnce.Do(func() {
 		d.log.Info("agentd stopping")
+		d.sdNotify(sd.SdNotifyStopping)
 		var errs []error
 		if d.http != nil {
 			errs = append(errs, d.http.Shutdown(ctx))
