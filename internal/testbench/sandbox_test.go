@@ -403,7 +403,7 @@ func TestAGIActionsReportResult(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 			defer cancel()
 			wantArgs := []string{agent}
-			if action == "pause" {
+			if action == "pause" || action == "unpause" {
 				wantArgs = append(wantArgs, "7")
 			}
 			assert.Equal(t, agiRequest{script: "agent_" + action, args: wantArgs}, server.waitRequest(t, ctx))
