@@ -38,9 +38,10 @@ var (
 // Directory lists the agents and the pause catalog. It is immutable once
 // loaded; a reload builds a new one.
 type Directory struct {
-	agents      map[string]Agent
-	byInterface map[string]string
-	pauses      map[string]Pause
+	agents        map[string]Agent
+	byInterface   map[string]string
+	byChannelBase map[string]string
+	pauses        map[string]Pause
 }
 
 // directoryFile is the YAML layout of the directory file.
@@ -110,7 +111,7 @@ func ParseDirectory(name string, data []byte) (*Directory, error) {
 	lines := newLineIndex(&root)
 
 	v := &validator{file: name}
-	d := &Directory{agents: map[string]Agent{}, byInterface: map[string]string{}, pauses: map[string]Pause{}}
+	d := &Directory{agents: map[string]Agent{}, byInterface: map[string]string{}, byChannelBase: map[string]string{}, pauses: map[string]Pause{}}
 	d.addBuiltinPauses(f.BuiltinPauses)
 	d.addPauses(f.Pauses, lines, v)
 	d.addAgents(f, lines, v)
@@ -186,6 +187,7 @@ func (d *Directory) addAgents(f directoryFile, lines lineIndex, v *validator) {
 		}
 		d.agents[a.ID] = a
 		d.byInterface[a.Interface] = a.ID
+		d.byChannelBase[channelBase(a.Interface)] = a.ID
 	}
 }
 
@@ -352,4 +354,25 @@ func (l lineIndex) item(key string, i int) int {
 		return l.key(key)
 	}
 	return n.Content[i].Line
+}
+
+// agentByChannelBase finds the agent whose interface, without its dial
+// options, is base: Local/1001@agent-phones/n is dialled as channels named
+// Local/1001@agent-phones-<id>;1 and ;2.
+func (d *Directory) agentByChannelBase(base string) (Agent, bool) {
+	id, ok := d.byChannelBase[base]
+	if !ok {
+		return Agent{}, false
+	}
+	return d.Agent(id)
+}
+
+// channelBase returns the part of an interface that its channel names
+// start with: Local/1001@ctx/n gives Local/1001@ctx.
+func channelBase(iface string) string {
+	tech, resource, _ := strings.Cut(iface, "/")
+	if strings.EqualFold(tech, "Local") {
+		resource, _, _ = strings.Cut(resource, "/")
+	}
+	return tech + "/" + resource
 }

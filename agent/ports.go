@@ -37,3 +37,24 @@ type Store interface {
 	// order the changes were applied.
 	Commit(ctx context.Context, c Change) error
 }
+
+// MemberState is a queue member as Asterisk reports it.
+type MemberState struct {
+	Member
+	Paused bool
+	Reason string
+}
+
+// MemberLister lists every member of every queue (AMI QueueStatus). The
+// reconciliation needs it; a Queues that does not implement it cannot be
+// reconciled.
+type MemberLister interface {
+	Members(ctx context.Context) ([]MemberState, error)
+}
+
+// PausedAdder adds a member already paused with a reason (QueueAdd with
+// Paused and Reason), so a restored member is never offered a call in
+// between. Without it, the member is added and then paused.
+type PausedAdder interface {
+	AddPausedMember(ctx context.Context, m Member, reason string) error
+}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,11 +43,35 @@ type DeviceStateMap map[State]string
 // DefaultDeviceStates is the mapping used when the configuration sets none.
 func DefaultDeviceStates() DeviceStateMap {
 	return DeviceStateMap{
-		StateOffline: "UNAVAILABLE",
-		StateReady:   "NOT_INUSE",
-		StatePaused:  "ONHOLD",
+		StateOffline:     "UNAVAILABLE",
+		StateReady:       "NOT_INUSE",
+		StatePaused:      "ONHOLD",
+		StateRinging:     "RINGING",
+		StateOnCall:      "INUSE",
+		StateUnavailable: "UNAVAILABLE",
 	}
 }
+
+// MemberPolicy says what agentd does when a member of one of its agents is
+// added or removed outside agentd.
+type MemberPolicy string
+
+// Member policies.
+const (
+	// MemberRestore puts Asterisk back to the stored session: a removed
+	// member of a logged-in agent is added again, an added member that the
+	// session does not have is removed.
+	MemberRestore MemberPolicy = "restore"
+	// MemberAdopt changes the stored session of a logged-in agent to
+	// include or drop the member.
+	MemberAdopt MemberPolicy = "adopt"
+)
+
+// Defaults of the outside-change settings.
+const (
+	DefaultAutopausePauseID = "autopause"
+	DefaultExternalPauseID  = PauseSupervisor
+)
 
 // Config holds what a Service needs.
 type Config struct {
@@ -57,6 +82,21 @@ type Config struct {
 	StateMap     DeviceStateMap // nil means DefaultDeviceStates
 	Logger       *slog.Logger
 	Now          func() time.Time // nil means time.Now
+
+	// AutopausePauseID is the pause id given to an agent that app_queue
+	// paused by itself (autopause, reason "Auto-Pause"). Default
+	// DefaultAutopausePauseID.
+	AutopausePauseID string
+	// ExternalPauseID is the pause id given to an agent paused outside
+	// agentd without a reason, e.g. by "queue pause member" on the CLI.
+	// Default DefaultExternalPauseID.
+	ExternalPauseID string
+	// MemberPolicy applies to members added or removed outside agentd.
+	// Default MemberRestore.
+	MemberPolicy MemberPolicy
+	// UnavailableLogout, when positive, logs out an agent whose endpoint
+	// stayed offline that long. Zero keeps the agent logged in.
+	UnavailableLogout time.Duration
 }
 
 // Service runs the agent use cases. Requests for one agent are applied one
@@ -69,15 +109,42 @@ type Service struct {
 	stateMap  DeviceStateMap
 	log       *slog.Logger
 	now       func() time.Time
+	echoes    *echoes
+	outside   outsideConfig
+
+	// bg runs the handlers of Asterisk events until Close.
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
 
 	mu       sync.Mutex
 	sessions map[string]*slot
+}
+
+// outsideConfig holds the settings for changes made outside agentd.
+type outsideConfig struct {
+	autopausePauseID  string
+	externalPauseID   string
+	memberPolicy      MemberPolicy
+	unavailableLogout time.Duration
 }
 
 // slot is the per-agent lock and the agent's current session.
 type slot struct {
 	lock    fifoLock
 	session atomic.Pointer[Session]
+
+	// Asterisk events for the agent, handled in arrival order by one
+	// goroutine at a time.
+	eventsMu      sync.Mutex
+	events        []func()
+	eventsRunning bool
+
+	// calls maps the agent's live channels to their call state; guarded
+	// by lock.
+	calls map[string]CallState
+	// logoutTimer logs the agent out after its endpoint stayed offline.
+	logoutTimer *time.Timer
 }
 
 // NewService returns a Service with no sessions; call Restore to load them.
@@ -103,8 +170,32 @@ func NewService(cfg Config) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.echoes = newEchoes(s.now)
+	s.outside = outsideConfig{
+		autopausePauseID:  cmp.Or(cfg.AutopausePauseID, DefaultAutopausePauseID),
+		externalPauseID:   cmp.Or(cfg.ExternalPauseID, DefaultExternalPauseID),
+		memberPolicy:      cmp.Or(cfg.MemberPolicy, MemberRestore),
+		unavailableLogout: cfg.UnavailableLogout,
+	}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.directory.Store(cfg.Directory)
 	return s, nil
+}
+
+// Close stops the handling of Asterisk events and waits for handlers in
+// flight. Requests may still be served.
+func (s *Service) Close() {
+	s.bgCancel()
+	s.mu.Lock()
+	slots := make([]*slot, 0, len(s.sessions))
+	for _, sl := range s.sessions {
+		slots = append(slots, sl)
+	}
+	s.mu.Unlock()
+	for _, sl := range slots {
+		s.stopLogoutTimer(sl)
+	}
+	s.bg.Wait()
 }
 
 // Directory returns the directory in force.

@@ -116,8 +116,8 @@ func TestLoginWhileLoggedInRepairsAndUnpauses(t *testing.T) {
 		"QueueAdd support PJSIP/1001 penalty=0 name=1001_Ana-Perez",
 		"QueuePause PJSIP/1001 paused=false reason=5",
 	}, f.queues.Calls())
-	assert.Len(t, f.queues.Members("support"), 1)
-	assert.False(t, f.queues.Members("sales")[0].Paused)
+	assert.Len(t, f.queues.QueueMembers("support"), 1)
+	assert.False(t, f.queues.QueueMembers("sales")[0].Paused)
 	changes := f.store.Changes()
 	require.Len(t, changes, 1)
 	assert.Equal(t, agent.StatePaused, changes[0].Previous.State)
@@ -168,8 +168,8 @@ func TestLogoutUnpausesThenRemoves(t *testing.T) {
 
 	assert.Equal(t, agent.StateOffline, res.Status.Session.State)
 	assert.Equal(t, []string{"QueuePause", "QueueRemov", "QueueRemov"}, order)
-	assert.Empty(t, f.queues.Members("sales"))
-	assert.Empty(t, f.queues.Members("support"))
+	assert.Empty(t, f.queues.QueueMembers("sales"))
+	assert.Empty(t, f.queues.QueueMembers("support"))
 	assert.Equal(t, "UNAVAILABLE", f.devices.State("Stasis:agent-1001"))
 	changes := f.store.Changes()
 	require.Len(t, changes, 1)
@@ -242,7 +242,7 @@ func TestPauseSwitchesToAnotherPause(t *testing.T) {
 
 	assert.Equal(t, "7", res.Status.Session.PauseID)
 	assert.Equal(t, []string{"QueuePause PJSIP/1001 paused=true reason=7"}, f.queues.Calls())
-	assert.Equal(t, "7", f.queues.Members("sales")[0].Reason)
+	assert.Equal(t, "7", f.queues.QueueMembers("sales")[0].Reason)
 	changes := f.store.Changes()
 	require.Len(t, changes, 1)
 	assert.Equal(t, "5", changes[0].Previous.PauseID)
@@ -369,7 +369,7 @@ func TestLoginUnavailableUndoesAdds(t *testing.T) {
 
 	require.ErrorIs(t, err, agent.ErrAsteriskUnavailable)
 	assert.Equal(t, agent.CodeAsteriskUnavailable, agent.ErrorCode(err))
-	assert.Empty(t, f.queues.Members("sales"), "the member added before the failure is removed again")
+	assert.Empty(t, f.queues.QueueMembers("sales"), "the member added before the failure is removed again")
 	assert.Empty(t, f.store.Changes())
 	st, err := f.svc.Status("1001")
 	require.NoError(t, err)
@@ -390,7 +390,7 @@ func TestPauseDeviceStateFailureRestoresPause(t *testing.T) {
 	var asteriskErr *agent.AsteriskError
 	require.ErrorAs(t, err, &asteriskErr)
 	assert.Equal(t, agent.CodeAsteriskError, agent.ErrorCode(err))
-	assert.False(t, f.queues.Members("sales")[0].Paused, "the pause is undone")
+	assert.False(t, f.queues.QueueMembers("sales")[0].Paused, "the pause is undone")
 	st, err := f.svc.Status("1001")
 	require.NoError(t, err)
 	assert.Equal(t, agent.StateReady, st.Session.State)
@@ -404,7 +404,7 @@ func TestStoreFailureUndoesLogin(t *testing.T) {
 
 	require.ErrorIs(t, err, agent.ErrStoreUnavailable)
 	assert.Equal(t, agent.CodeStoreUnavailable, agent.ErrorCode(err))
-	assert.Empty(t, f.queues.Members("sales"))
+	assert.Empty(t, f.queues.QueueMembers("sales"))
 }
 
 func TestRestoreThenUnpause(t *testing.T) {

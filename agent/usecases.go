@@ -33,7 +33,7 @@ func (s *Service) Login(ctx context.Context, agentID string, src Source) (Result
 	// QueueAdd adds unpaused; only members that were already there can
 	// still be paused.
 	if err == nil && (prev.Paused() || already) {
-		err = s.pauseMember(ctx, a.Interface, false, prev.PauseID, true)
+		err = s.pauseMember(ctx, a.Interface, len(members), false, prev.PauseID, true)
 	}
 	if err == nil {
 		err = s.setDeviceState(ctx, a, StateReady)
@@ -75,10 +75,10 @@ func (s *Service) Logout(ctx context.Context, agentID string, src Source) (Resul
 	var undo undoStack
 	// Unpausing first closes the pause in queue_log before REMOVEMEMBER, so
 	// reports see the pause end; an interface in no queue is not an error.
-	err = s.pauseMember(ctx, prev.Interface, false, prev.PauseID, true)
+	err = s.pauseMember(ctx, prev.Interface, len(prev.Members), false, prev.PauseID, true)
 	if err == nil && prev.Paused() {
 		undo.push("re-pause "+prev.Interface, func(ctx context.Context) error {
-			return s.queues.PauseMember(ctx, prev.Interface, true, prev.PauseID)
+			return s.sendPause(ctx, prev.Interface, len(prev.Members), true, prev.PauseID)
 		})
 	}
 	if err == nil {
@@ -119,10 +119,10 @@ func (s *Service) Pause(ctx context.Context, agentID, pauseID string, src Source
 	}
 
 	var undo undoStack
-	err = s.pauseMember(ctx, prev.Interface, true, pauseID, len(prev.Members) == 0)
+	err = s.pauseMember(ctx, prev.Interface, len(prev.Members), true, pauseID, len(prev.Members) == 0)
 	if err == nil {
 		undo.push("restore pause state of "+prev.Interface, func(ctx context.Context) error {
-			return s.queues.PauseMember(ctx, prev.Interface, prev.Paused(), prev.PauseID)
+			return s.sendPause(ctx, prev.Interface, len(prev.Members), prev.Paused(), prev.PauseID)
 		})
 		err = s.setDeviceState(ctx, a, StatePaused)
 	}
@@ -165,10 +165,10 @@ func (s *Service) Unpause(ctx context.Context, agentID, pauseID string, src Sour
 	}
 
 	var undo undoStack
-	err = s.pauseMember(ctx, prev.Interface, false, pauseID, len(prev.Members) == 0)
+	err = s.pauseMember(ctx, prev.Interface, len(prev.Members), false, pauseID, len(prev.Members) == 0)
 	if err == nil {
 		undo.push("re-pause "+prev.Interface, func(ctx context.Context) error {
-			return s.queues.PauseMember(ctx, prev.Interface, true, prev.PauseID)
+			return s.sendPause(ctx, prev.Interface, len(prev.Members), true, prev.PauseID)
 		})
 		err = s.setDeviceState(ctx, a, StateReady)
 	}
@@ -190,6 +190,10 @@ func (s *Service) Unpause(ctx context.Context, agentID, pauseID string, src Sour
 // request are undone so Asterisk keeps matching the stored state.
 func (s *Service) commit(ctx context.Context, sl *slot, a Agent, typ EventType, p *Pause, prev, next Session, src Source, undo *undoStack) (Status, error) {
 	next.Revision = prev.Revision + 1
+	if p == nil && next.Paused() {
+		pause := s.Directory().PauseOrUnknown(next.PauseID)
+		p = &pause
+	}
 	change := Change{Type: typ, Agent: a, Pause: p, Previous: prev, Session: next, Source: src, OccurredAt: s.now()}
 	if err := s.store.Commit(ctx, change); err != nil {
 		undo.run(ctx, s.log)
@@ -199,7 +203,7 @@ func (s *Service) commit(ctx context.Context, sl *slot, a Agent, typ EventType, 
 		return Status{}, fmt.Errorf("store %s of agent %q: %w", typ, a.ID, err)
 	}
 	sl.session.Store(&next)
-	s.log.Info("agent state changed", "agent_id", a.ID, "event", string(typ), "state", string(next.State),
+	s.log.Info("agent state changed", "agent_id", a.ID, "event", string(typ), "state", string(next.Effective()),
 		"previous_state", string(prev.State), "pause_id", next.PauseID, "source", string(src))
 	return s.status(a, next), nil
 }
@@ -213,7 +217,7 @@ func (s *Service) addMembers(ctx context.Context, a Agent, undo *undoStack) (mem
 	errs := make([]error, len(wanted))
 	var wg sync.WaitGroup
 	for i, m := range wanted {
-		wg.Go(func() { errs[i] = s.queues.AddMember(ctx, m) })
+		wg.Go(func() { errs[i] = s.addMember(ctx, m, false, "") })
 	}
 	wg.Wait()
 
@@ -223,7 +227,7 @@ func (s *Service) addMembers(ctx context.Context, a Agent, undo *undoStack) (mem
 		case addErr == nil:
 			members = append(members, m)
 			undo.push("remove "+m.Interface+" from "+m.Queue, func(ctx context.Context) error {
-				return ignore(s.queues.RemoveMember(ctx, m.Queue, m.Interface), ErrNotMember)
+				return ignore(s.removeMember(ctx, m.Queue, m.Interface), ErrNotMember)
 			})
 		case errors.Is(addErr, ErrAlreadyMember):
 			members = append(members, m)
@@ -257,7 +261,7 @@ func (s *Service) removeMembers(ctx context.Context, members []Member, undo *und
 	errs := make([]error, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
-		wg.Go(func() { errs[i] = s.queues.RemoveMember(ctx, m.Queue, m.Interface) })
+		wg.Go(func() { errs[i] = s.removeMember(ctx, m.Queue, m.Interface) })
 	}
 	wg.Wait()
 
@@ -270,18 +274,19 @@ func (s *Service) removeMembers(ctx context.Context, members []Member, undo *und
 		}
 		if undo != nil && errs[i] == nil {
 			undo.push("re-add "+m.Interface+" to "+m.Queue, func(ctx context.Context) error {
-				return ignore(s.queues.AddMember(ctx, m), ErrAlreadyMember)
+				return ignore(s.addMember(ctx, m, false, ""), ErrAlreadyMember)
 			})
 		}
 	}
 	return errors.Join(failed...)
 }
 
-// pauseMember sends QueuePause on every queue of iface. When notFoundOK is
-// set, an interface that is in no queue counts as done; otherwise it is an
-// error, because Asterisk lost members that agentd still records.
-func (s *Service) pauseMember(ctx context.Context, iface string, paused bool, reason string, notFoundOK bool) error {
-	err := s.queues.PauseMember(ctx, iface, paused, reason)
+// pauseMember sends QueuePause on every queue of iface; queues is how many
+// queues it is a member of. When notFoundOK is set, an interface that is in no
+// queue counts as done; otherwise it is an error, because Asterisk lost
+// members that agentd still records.
+func (s *Service) pauseMember(ctx context.Context, iface string, queues int, paused bool, reason string, notFoundOK bool) error {
+	err := s.sendPause(ctx, iface, queues, paused, reason)
 	switch {
 	case err == nil:
 		return nil
@@ -292,6 +297,51 @@ func (s *Service) pauseMember(ctx context.Context, iface string, paused bool, re
 	default:
 		return fmt.Errorf("pause %s (paused=%t): %w", iface, paused, err)
 	}
+}
+
+// addMember sends QueueAdd, paused with reason when paused is set, and
+// expects its QueueMemberAdded echo.
+func (s *Service) addMember(ctx context.Context, m Member, paused bool, reason string) error {
+	key := echoKey{iface: m.Interface, kind: echoAdd, queue: m.Queue}
+	s.echoes.expect(key, 1)
+	var err error
+	switch adder, ok := s.queues.(PausedAdder); {
+	case !paused:
+		err = s.queues.AddMember(ctx, m)
+	case ok:
+		err = adder.AddPausedMember(ctx, m, reason)
+	default:
+		if err = s.queues.AddMember(ctx, m); err == nil {
+			err = s.queues.PauseMember(ctx, m.Interface, true, reason)
+		}
+	}
+	if err != nil {
+		s.echoes.forget(key, 1)
+	}
+	return err
+}
+
+// removeMember sends QueueRemove and expects its QueueMemberRemoved echo.
+func (s *Service) removeMember(ctx context.Context, queue, iface string) error {
+	key := echoKey{iface: iface, kind: echoRemove, queue: queue}
+	s.echoes.expect(key, 1)
+	err := s.queues.RemoveMember(ctx, queue, iface)
+	if err != nil {
+		s.echoes.forget(key, 1)
+	}
+	return err
+}
+
+// sendPause sends QueuePause for every queue of iface and expects one
+// QueueMemberPause echo per queue.
+func (s *Service) sendPause(ctx context.Context, iface string, queues int, paused bool, reason string) error {
+	key := echoKey{iface: iface, kind: echoPause, paused: paused}
+	s.echoes.expect(key, queues)
+	err := s.queues.PauseMember(ctx, iface, paused, reason)
+	if err != nil {
+		s.echoes.forget(key, queues)
+	}
+	return err
 }
 
 // setDeviceState sets the agent's Stasis: device to the mapped state.

@@ -35,7 +35,11 @@ type Queues struct {
 	client *Client
 }
 
-var _ agent.Queues = (*Queues)(nil)
+var (
+	_ agent.Queues       = (*Queues)(nil)
+	_ agent.MemberLister = (*Queues)(nil)
+	_ agent.PausedAdder  = (*Queues)(nil)
+)
 
 // NewQueues returns a Queues that sends its actions through c.
 func NewQueues(c *Client) *Queues {
@@ -45,13 +49,26 @@ func NewQueues(c *Client) *Queues {
 // AddMember sends QueueAdd with Paused=false, so the member can take calls
 // at once.
 func (q *Queues) AddMember(ctx context.Context, m agent.Member) error {
+	return q.add(ctx, m, false, "")
+}
+
+// AddPausedMember sends QueueAdd with Paused=true and reason as Reason, so
+// the member is never offered a call before it is paused.
+func (q *Queues) AddPausedMember(ctx context.Context, m agent.Member, reason string) error {
+	return q.add(ctx, m, true, reason)
+}
+
+func (q *Queues) add(ctx context.Context, m agent.Member, paused bool, reason string) error {
 	msg := NewAction(ActionQueueAdd,
 		"Queue", m.Queue,
 		"Interface", m.Interface,
 		"Penalty", strconv.Itoa(m.Penalty),
-		"Paused", "false")
+		"Paused", strconv.FormatBool(paused))
 	if m.MemberName != "" {
 		msg.Add("MemberName", m.MemberName)
+	}
+	if paused && reason != "" {
+		msg.Add("Reason", reason)
 	}
 
 	_, err := q.client.Action(ctx, msg)
@@ -132,6 +149,23 @@ func mapQueueError(err error, known map[string]error) error {
 		return fmt.Errorf("%w: %w", agent.ErrAsteriskUnavailable, err)
 	}
 	return err
+}
+
+// Members returns every member of every queue, for reconciliation.
+func (q *Queues) Members(ctx context.Context) ([]agent.MemberState, error) {
+	members, err := q.QueueStatus(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]agent.MemberState, 0, len(members))
+	for _, m := range members {
+		out = append(out, agent.MemberState{
+			Member: agent.Member{Queue: m.Queue, Interface: m.Interface, MemberName: m.MemberName, Penalty: m.Penalty},
+			Paused: m.Paused,
+			Reason: m.PausedReason,
+		})
+	}
+	return out, nil
 }
 
 // QueueMember is one member of a queue as app_queue reports it.

@@ -36,6 +36,7 @@ type Config struct {
 	AGI             AGIConfig         `yaml:"agi"`
 	NATS            NATSConfig        `yaml:"nats"`
 	DeviceStates    map[string]string `yaml:"device_states"`
+	Reconcile       ReconcileConfig   `yaml:"reconcile"`
 	ShutdownTimeout time.Duration     `yaml:"shutdown_timeout"`
 }
 
@@ -89,6 +90,8 @@ type AMIConfig struct {
 	PasswordFile  string        `yaml:"password_file"`
 	ActionTimeout time.Duration `yaml:"action_timeout"`
 	PingInterval  time.Duration `yaml:"ping_interval"`
+	// ReconnectMax caps the wait between reconnect attempts.
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
 }
 
 // ARIConfig configures the ARI connection.
@@ -99,6 +102,21 @@ type ARIConfig struct {
 	PasswordFile   string        `yaml:"password_file"`
 	Application    string        `yaml:"application"`
 	RequestTimeout time.Duration `yaml:"request_timeout"`
+	ReconnectMax   time.Duration `yaml:"reconnect_max"`
+}
+
+// ReconcileConfig sets how agentd treats changes made outside it.
+type ReconcileConfig struct {
+	// MemberPolicy is restore or adopt, for members of agentd's agents
+	// added or removed outside agentd.
+	MemberPolicy string `yaml:"member_policy"`
+	// AutopausePauseID is the pause id of an app_queue autopause.
+	AutopausePauseID string `yaml:"autopause_pause_id"`
+	// ExternalPauseID is the pause id of an outside pause without reason.
+	ExternalPauseID string `yaml:"external_pause_id"`
+	// UnavailableLogout logs out an agent whose endpoint stayed offline
+	// that long; 0 never does.
+	UnavailableLogout time.Duration `yaml:"unavailable_logout"`
 }
 
 // AGIConfig configures the FastAGI server.
@@ -151,8 +169,13 @@ func defaultConfig() Config {
 			RequestTimeout: 10 * time.Second,
 			Auth:           AuthConfig{Basic: true, JWT: JWTConfig{AgentClaim: "agent_id", Leeway: 30 * time.Second}},
 		},
-		AMI:             AMIConfig{Address: "127.0.0.1:5038", ActionTimeout: 5 * time.Second, PingInterval: 10 * time.Second},
-		ARI:             ARIConfig{URL: "http://127.0.0.1:8088", Application: "agentd", RequestTimeout: 5 * time.Second},
+		AMI: AMIConfig{Address: "127.0.0.1:5038", ActionTimeout: 5 * time.Second, PingInterval: 10 * time.Second, ReconnectMax: 2 * time.Second},
+		ARI: ARIConfig{URL: "http://127.0.0.1:8088", Application: "agentd", RequestTimeout: 5 * time.Second, ReconnectMax: 2 * time.Second},
+		Reconcile: ReconcileConfig{
+			MemberPolicy:     string(agent.MemberRestore),
+			AutopausePauseID: agent.DefaultAutopausePauseID,
+			ExternalPauseID:  agent.DefaultExternalPauseID,
+		},
 		AGI:             AGIConfig{Listen: "127.0.0.1:4573", Allow: []string{"127.0.0.0/8", "::1/128"}, MaxSessions: 1000},
 		NATS:            NATSConfig{Embedded: EmbeddedNATS{Listen: "127.0.0.1:4222"}},
 		ShutdownTimeout: 10 * time.Second,
@@ -231,12 +254,13 @@ func (c *Config) validate(p *problems) {
 	c.validateHTTP(p)
 	c.validateAsterisk(p)
 	c.validateAGI(p)
+	c.validateReconcile(p)
 	if c.NATS.Embedded.Listen != "none" {
 		checkHostPort(p, "nats.embedded.listen", c.NATS.Embedded.Listen)
 	}
 	for state, value := range c.DeviceStates {
 		if _, ok := agent.DefaultDeviceStates()[agent.State(state)]; !ok {
-			p.add("device_states", "device_states has state %q: use OFFLINE, READY or PAUSED", state)
+			p.add("device_states", "device_states has state %q: use OFFLINE, READY, PAUSED, RINGING, ONCALL or UNAVAILABLE", state)
 		}
 		if !validDeviceState(value) {
 			p.add("device_states."+state, "device_states.%s is %q: use one of %s", state, value, strings.Join(deviceStateNames, ", "))
@@ -306,6 +330,25 @@ func (c *Config) validateAsterisk(p *problems) {
 	}
 	if c.ARI.Application == "" || strings.ContainsAny(c.ARI.Application, " ,/?&") {
 		p.add("ari.application", "ari.application %q is invalid: use a name without spaces, ',', '/', '?' or '&'", c.ARI.Application)
+	}
+}
+
+func (c *Config) validateReconcile(p *problems) {
+	r := c.Reconcile
+	if r.MemberPolicy != string(agent.MemberRestore) && r.MemberPolicy != string(agent.MemberAdopt) {
+		p.add("reconcile.member_policy", "reconcile.member_policy %q is invalid: use restore or adopt", r.MemberPolicy)
+	}
+	if r.AutopausePauseID == "" {
+		p.add("reconcile.autopause_pause_id", "reconcile.autopause_pause_id is empty: set the pause id given to autopaused agents")
+	}
+	if r.ExternalPauseID == "" {
+		p.add("reconcile.external_pause_id", "reconcile.external_pause_id is empty: set the pause id given to agents paused outside agentd without a reason")
+	}
+	if r.UnavailableLogout < 0 {
+		p.add("reconcile.unavailable_logout", "reconcile.unavailable_logout is negative: use 0 to keep agents logged in, or a duration such as 5m")
+	}
+	if c.AMI.ReconnectMax <= 0 || c.ARI.ReconnectMax <= 0 {
+		p.add("ami.reconnect_max", "ami.reconnect_max and ari.reconnect_max must be positive, such as 2s")
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
@@ -43,20 +44,23 @@ type Daemon struct {
 	log  *slog.Logger
 	lvl  *slog.LevelVar
 
-	store    *events.Store
-	ami      *ami.Client
-	ari      *ari.Client
-	stream   *ari.EventStream
-	service  *agent.Service
-	api      *httpapi.Server
-	http     *http.Server
-	agi      *agi.Server
-	httpLn   net.Listener
-	agiLn    net.Listener
-	cancel   context.CancelFunc
-	loops    sync.WaitGroup
-	stopOnce sync.Once
-	stopErr  error
+	store   *events.Store
+	ami     *ami.Client
+	ari     *ari.Client
+	stream  *ari.EventStream
+	service *agent.Service
+	api     *httpapi.Server
+	http    *http.Server
+	agi     *agi.Server
+	httpLn  net.Listener
+	agiLn   net.Listener
+	cancel  context.CancelFunc
+	loops   sync.WaitGroup
+
+	reconcileNow chan struct{}
+	lastStartup  atomic.Int64 // Asterisk startup time seen by ARI, Unix ns
+	stopOnce     sync.Once
+	stopErr      error
 }
 
 // Run starts agentd, reloads on each value from opts.Reload, and stops
@@ -83,7 +87,7 @@ func Run(ctx context.Context, opts Options) error {
 // Start builds every part and starts serving. On error, what was already
 // started is stopped again.
 func Start(ctx context.Context, opts Options) (*Daemon, error) {
-	d := &Daemon{cfg: opts.Config, path: opts.ConfigPath, log: opts.Logger, lvl: opts.Level}
+	d := &Daemon{cfg: opts.Config, path: opts.ConfigPath, log: opts.Logger, lvl: opts.Level, reconcileNow: make(chan struct{}, 1)}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -109,16 +113,20 @@ func (d *Daemon) start(ctx context.Context) error {
 	if d.store, err = events.Open(ctx, d.eventsConfig(), d.log.With("component", "events")); err != nil {
 		return fmt.Errorf("open session store: %w", err)
 	}
-	if err := d.startAsterisk(runCtx); err != nil {
+	if err := d.newAsterisk(); err != nil {
 		return err
 	}
 	d.service, err = agent.NewService(agent.Config{
-		Directory:    dir,
-		Queues:       ami.NewQueues(d.ami),
-		DeviceStates: ari.NewDeviceStates(d.ari),
-		Store:        d.store,
-		StateMap:     d.cfg.StateMap(),
-		Logger:       d.log.With("component", "agent"),
+		Directory:         dir,
+		Queues:            ami.NewQueues(d.ami),
+		DeviceStates:      ari.NewDeviceStates(d.ari),
+		Store:             d.store,
+		StateMap:          d.cfg.StateMap(),
+		Logger:            d.log.With("component", "agent"),
+		AutopausePauseID:  d.cfg.Reconcile.AutopausePauseID,
+		ExternalPauseID:   d.cfg.Reconcile.ExternalPauseID,
+		MemberPolicy:      agent.MemberPolicy(d.cfg.Reconcile.MemberPolicy),
+		UnavailableLogout: d.cfg.Reconcile.UnavailableLogout,
 	})
 	if err != nil {
 		return err
@@ -128,6 +136,11 @@ func (d *Daemon) start(ctx context.Context) error {
 		return err
 	}
 	d.log.Info("sessions restored", "sessions", n, "agents", len(dir.Agents()))
+	// The connection loops start once the service exists, because their
+	// events and the reconciliation after connecting need it.
+	d.startReconciler(runCtx)
+	d.goLoop("ami", func() error { return d.ami.Run(runCtx) })
+	d.goLoop("ari events", func() error { return d.stream.Run(runCtx) })
 
 	if err := d.startHTTP(runCtx); err != nil {
 		return err
@@ -141,18 +154,21 @@ func (d *Daemon) start(ctx context.Context) error {
 	return nil
 }
 
-// startAsterisk builds the AMI client and the ARI client and event stream
-// and runs their connection loops. They connect and reconnect on their own;
-// requests fail with asterisk_unavailable until they are up.
-func (d *Daemon) startAsterisk(ctx context.Context) error {
+// newAsterisk builds the AMI client and the ARI client and event stream.
+// Once running they connect and reconnect on their own; requests fail with
+// asterisk_unavailable until they are up.
+func (d *Daemon) newAsterisk() error {
 	d.ami = ami.New(ami.Config{
-		Addr:          d.cfg.AMI.Address,
-		Username:      d.cfg.AMI.Username,
-		Secret:        d.cfg.AMI.Password,
-		Events:        "off",
+		Addr:     d.cfg.AMI.Address,
+		Username: d.cfg.AMI.Username,
+		Secret:   d.cfg.AMI.Password,
+		// agent: queue member events; system: FullyBooted.
+		Events:        "agent,system",
 		ActionTimeout: d.cfg.AMI.ActionTimeout,
 		PingInterval:  d.cfg.AMI.PingInterval,
+		BackoffMax:    d.cfg.AMI.ReconnectMax,
 		Logger:        d.log.With("component", "ami"),
+		OnEvent:       d.onAMIEvent,
 	})
 	var err error
 	d.ari, err = ari.NewClient(ari.Config{
@@ -169,26 +185,10 @@ func (d *Daemon) startAsterisk(ctx context.Context) error {
 	d.stream, err = ari.NewEventStream(d.ari, ari.EventStreamConfig{
 		Application: d.cfg.ARI.Application,
 		OnConnect:   d.onARIConnect,
-		OnEvent:     func(ari.Event) {},
+		OnEvent:     d.onARIEvent,
+		BackoffMax:  d.cfg.ARI.ReconnectMax,
 	})
-	if err != nil {
-		return err
-	}
-	d.goLoop("ami", func() error { return d.ami.Run(ctx) })
-	d.goLoop("ari events", func() error { return d.stream.Run(ctx) })
-	return nil
-}
-
-// onARIConnect runs after each ARI websocket (re)connect: it records the
-// Asterisk entity id written in events.
-func (d *Daemon) onARIConnect(ctx context.Context) error {
-	info, err := d.ari.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("read asterisk info: %w", err)
-	}
-	d.store.SetAsteriskEntityID(info.System.EntityID)
-	d.log.Info("ARI connected", "asterisk_entity_id", info.System.EntityID, "startup_time", info.Status.StartupTime)
-	return nil
+	return err
 }
 
 // goLoop runs a connection loop until the daemon stops.
@@ -322,6 +322,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		}
 		if d.cancel != nil {
 			d.cancel()
+		}
+		if d.service != nil {
+			d.service.Close()
 		}
 		if d.ami != nil {
 			errs = append(errs, d.ami.Close())

@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -316,22 +317,103 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func TestPauseLostMemberIsAsteriskError(t *testing.T) {
+func TestRemovedMemberIsRestored(t *testing.T) {
 	bench := testbench.Require(t)
-	a := newAgent("support")
+	a := newAgent("support", "billing")
 	e := startDaemon(t, bench, t.TempDir(), []e2eAgent{a})
 	t.Cleanup(func() { e.post(t, a, "/api/v1/asterisk_logout/", nil) })
 	code, body := e.post(t, a, "/api/v1/asterisk_login/", nil)
 	require.Equal(t, http.StatusOK, code, body)
-	bench.RemoveMember(t, "support", a.Interface) // Asterisk lost the agent
-
 	code, body = e.post(t, a, "/api/v1/asterisk_pause/", url.Values{"pause_id": {"7"}})
+	require.Equal(t, http.StatusOK, code, body)
+
+	bench.CLI(t, "queue remove member "+a.Interface+" from support")
+
+	require.Eventually(t, func() bool { return member(t, bench, "support", a) != nil }, 5*time.Second, 50*time.Millisecond,
+		"the default member policy restores the member")
+	m := member(t, bench, "support", a)
+	assert.True(t, m.Paused)
+	assert.Equal(t, "7", m.PausedReason)
+}
+
+func TestAsteriskErrorAnswers502(t *testing.T) {
+	a := newAgent("sales")
+	amiAddr := fakeAMI(t, "Unable to add interface to queue: Out of memory")
+	dirPath := filepath.Join(t.TempDir(), "directory.yaml")
+	require.NoError(t, os.WriteFile(dirPath, []byte(directoryYAML(t, []e2eAgent{a})), 0o600))
+	cfg, err := daemon.ParseConfig("agentd.yaml", []byte(fmt.Sprintf(`
+node: e2e
+data_dir: %s
+directory: %s
+http: {listen: "127.0.0.1:0"}
+agi: {listen: ""}
+ami: {address: %q, username: agentd, password: x}
+ari: {url: "http://%s", username: agentd, password: y}
+nats: {embedded: {listen: none}}
+`, t.TempDir(), dirPath, amiAddr, closedAddr(t))), nil)
+	require.NoError(t, err)
+	d, err := daemon.Start(t.Context(), daemon.Options{Config: cfg})
+	require.NoError(t, err)
+	e := &e2eDaemon{d: d, base: "http://" + d.HTTPAddr().String()}
+	t.Cleanup(func() { e.stop(t) })
+	require.Eventually(t, func() bool {
+		code, _ := e.post(t, a, "/api/v1/asterisk_login/", nil)
+		return code != http.StatusServiceUnavailable
+	}, 5*time.Second, 20*time.Millisecond, "AMI did not connect")
+
+	code, body := e.post(t, a, "/api/v1/asterisk_login/", nil)
 
 	assert.Equal(t, http.StatusBadGateway, code, body)
 	assert.Equal(t, "asterisk_error", body["error"].(map[string]any)["code"])
-	st, err := e.d.Service().Status(a.ID)
+	st, err := d.Service().Status(a.ID)
 	require.NoError(t, err)
-	assert.Equal(t, "READY", string(st.Session.State), "nothing is stored that Asterisk did not apply")
+	assert.Equal(t, "OFFLINE", string(st.Session.State), "nothing is stored that Asterisk did not apply")
+}
+
+// fakeAMI serves AMI on 127.0.0.1: it accepts any login, answers Ping, and
+// answers every other action with an error carrying message.
+func fakeAMI(t *testing.T, message string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serveFakeAMI(conn, message)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func serveFakeAMI(conn net.Conn, message string) {
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	fmt.Fprint(conn, "Asterisk Call Manager/11.0.0\r\n")
+	fields := map[string]string{}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line != "" {
+			k, v, _ := strings.Cut(line, ":")
+			fields[strings.ToLower(k)] = strings.TrimSpace(v)
+			continue
+		}
+		id := fields["actionid"]
+		switch strings.ToLower(fields["action"]) {
+		case "login", "ping", "logoff":
+			fmt.Fprintf(conn, "Response: Success\r\nActionID: %s\r\nMessage: ok\r\n\r\n", id)
+		default:
+			fmt.Fprintf(conn, "Response: Error\r\nActionID: %s\r\nMessage: %s\r\n\r\n", id, message)
+		}
+		fields = map[string]string{}
+	}
 }
 
 // startOffline starts agentd with Asterisk unreachable. extra is appended

@@ -76,6 +76,57 @@ func (q *Queues) AddMember(_ context.Context, m agent.Member) error {
 	return nil
 }
 
+// AddPausedMember implements agent.PausedAdder.
+func (q *Queues) AddPausedMember(ctx context.Context, m agent.Member, reason string) error {
+	if err := q.begin(fmt.Sprintf("QueueAdd %s %s penalty=%d name=%s paused=true reason=%s", m.Queue, m.Interface, m.Penalty, m.MemberName, reason)); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.known[m.Queue] {
+		return fmt.Errorf("%w: %s", agent.ErrNoSuchQueue, m.Queue)
+	}
+	if _, ok := q.members[m.Queue][m.Interface]; ok {
+		return fmt.Errorf("%w: %s in %s", agent.ErrAlreadyMember, m.Interface, m.Queue)
+	}
+	q.members[m.Queue][m.Interface] = &Member{Member: m, Paused: true, Reason: reason}
+	return nil
+}
+
+// Members implements agent.MemberLister.
+func (q *Queues) Members(context.Context) ([]agent.MemberState, error) {
+	if err := q.begin("QueueStatus"); err != nil {
+		return nil, err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []agent.MemberState
+	for _, members := range q.members {
+		for _, m := range members {
+			out = append(out, agent.MemberState{Member: m.Member, Paused: m.Paused, Reason: m.Reason})
+		}
+	}
+	return out, nil
+}
+
+// SetExternal changes a member's pause state as if someone else had,
+// recording no call.
+func (q *Queues) SetExternal(queue, iface string, paused bool, reason string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if m, ok := q.members[queue][iface]; ok {
+		m.Paused, m.Reason = paused, reason
+	}
+}
+
+// RemoveExternal removes a member as if someone else had, recording no
+// call.
+func (q *Queues) RemoveExternal(queue, iface string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.members[queue], iface)
+}
+
 // RemoveMember implements agent.Queues.
 func (q *Queues) RemoveMember(_ context.Context, queue, iface string) error {
 	if err := q.begin(fmt.Sprintf("QueueRemove %s %s", queue, iface)); err != nil {
@@ -122,8 +173,8 @@ func (q *Queues) Calls() []string {
 	return calls
 }
 
-// Members returns the members of queue, sorted by interface.
-func (q *Queues) Members(queue string) []Member {
+// QueueMembers returns the members of queue, sorted by interface.
+func (q *Queues) QueueMembers(queue string) []Member {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var out []Member
