@@ -376,3 +376,8 @@ func channelBase(iface string) string {
 	}
 	return tech + "/" + resource
 }
+
+// Len returns the number of agents.
+func (d *Directory) Len() int {
+	return len(d.agents)
+}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/contactcenter/agentd/agent"
@@ -44,6 +45,7 @@ type Daemon struct {
 	log  *slog.Logger
 	lvl  *slog.LevelVar
 
+	metrics *metrics
 	store   *events.Store
 	ami     *ami.Client
 	ari     *ari.Client
@@ -109,6 +111,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.cancel = cancel
+	d.metrics = newMetrics()
 
 	if d.store, err = events.Open(ctx, d.eventsConfig(), d.log.With("component", "events")); err != nil {
 		return fmt.Errorf("open session store: %w", err)
@@ -118,8 +121,8 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	d.service, err = agent.NewService(agent.Config{
 		Directory:         dir,
-		Queues:            ami.NewQueues(d.ami),
-		DeviceStates:      ari.NewDeviceStates(d.ari),
+		Queues:            instrumentedQueues{next: ami.NewQueues(d.ami), m: d.metrics},
+		DeviceStates:      instrumentedDevices{next: ari.NewDeviceStates(d.ari), m: d.metrics},
 		Store:             d.store,
 		StateMap:          d.cfg.StateMap(),
 		Logger:            d.log.With("component", "agent"),
@@ -135,7 +138,8 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.log.Info("sessions restored", "sessions", n, "agents", len(dir.Agents()))
+	d.log.Info("sessions restored", "sessions", n, "agents", dir.Len())
+	d.metrics.registry.MustRegister(newStateCollector(d))
 	// The connection loops start once the service exists, because their
 	// events and the reconciliation after connecting need it.
 	d.startReconciler(runCtx)
@@ -217,6 +221,7 @@ func (d *Daemon) startHTTP(ctx context.Context) error {
 		return err
 	}
 	e := d.api.Echo()
+	e.Use(d.metrics.middleware)
 	if origins := d.cfg.HTTP.CORS.AllowedOrigins; len(origins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:     origins,
@@ -228,6 +233,7 @@ func (d *Daemon) startHTTP(ctx context.Context) error {
 	}
 	e.GET("/healthz", echoHandler(healthzHandler))
 	e.GET("/readyz", echoHandler(readyzHandler(d.dependencies())))
+	e.GET("/metrics", echo.WrapHandler(d.metrics.handler()))
 
 	d.httpLn, err = net.Listen("tcp", d.cfg.HTTP.Listen)
 	if err != nil {
@@ -357,7 +363,7 @@ func (d *Daemon) Reload() error {
 	if d.lvl != nil {
 		d.lvl.Set(parseLevel(cfg.Log.Level))
 	}
-	d.log.Info("reloaded", "directory", cfg.Directory, "agents", len(dir.Agents()), "pauses", len(dir.Pauses()), "log_level", cfg.Log.Level)
+	d.log.Info("reloaded", "directory", cfg.Directory, "agents", dir.Len(), "pauses", len(dir.Pauses()), "log_level", cfg.Log.Level)
 	return nil
 }
 
