@@ -70,19 +70,18 @@ func (m *metrics) handler() http.Handler {
 func (m *metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
-		err := next(c)
+		// Let the error handler write the response now, so the status code
+		// counted is the one sent.
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
 		route := c.Path()
 		if route == "" || route == "/*" {
 			route = "other"
 		}
-		code := c.Response().Status
-		var he *echo.HTTPError
-		if err != nil && errors.As(err, &he) {
-			code = he.Code
-		}
-		m.httpRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+		m.httpRequests.WithLabelValues(route, strconv.Itoa(c.Response().Status)).Inc()
 		m.httpDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
-		return err
+		return nil
 	}
 }
 
