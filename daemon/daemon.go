@@ -295,6 +295,7 @@ func (d *Daemon) startAGI(ctx context.Context) error {
 		Allow:       allow,
 		MaxSessions: d.cfg.AGI.MaxSessions,
 		Logger:      d.log.With("component", "agi"),
+		OnSession:   d.metrics.observeAGI,
 	}, d.service)
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/contactcenter/agentd/agent"
+	"github.com/contactcenter/agentd/agi"
 )
 
 // metrics holds agentd's Prometheus metrics. Names are documented in
@@ -43,7 +44,7 @@ func newMetrics() *metrics {
 	m.amiDuration = m.histogram("agentd_ami_action_duration_seconds", "Time from sending an AMI action to its response, by action.", "action")
 	m.ariRequests = m.counter("agentd_ari_requests_total", "ARI REST requests sent, by request and result (success, rejected, unavailable).", "request", "result")
 	m.ariDuration = m.histogram("agentd_ari_request_duration_seconds", "Time of an ARI REST request, by request.", "request")
-	m.agiSessions = m.counter("agentd_agi_sessions_total", "FastAGI sessions handled, by script and result (OK, ERROR).", "script", "result")
+	m.agiSessions = m.counter("agentd_agi_sessions_total", "FastAGI sessions handled, by script and result (OK, ERROR, hangup, failed).", "script", "result")
 	m.agiDuration = m.histogram("agentd_agi_session_duration_seconds", "Time to handle a FastAGI session, by script.", "script")
 	return m
 }
@@ -167,4 +168,20 @@ func (d instrumentedDevices) SetDeviceState(ctx context.Context, device, state s
 	err := d.next.SetDeviceState(ctx, device, state)
 	observe(d.m.ariRequests, d.m.ariDuration, "PUT deviceStates", start, err)
 	return err
+}
+
+// agiScripts are the script names counted by name; others count as
+// "unknown", so a caller cannot create series at will.
+var agiScripts = map[string]bool{
+	agi.ScriptAgentState: true, agi.ScriptAgentLogin: true, agi.ScriptAgentLogout: true,
+	agi.ScriptAgentPause: true, agi.ScriptAgentUnpause: true,
+}
+
+// observeAGI records one FastAGI session.
+func (m *metrics) observeAGI(script, outcome string, elapsed time.Duration) {
+	if !agiScripts[script] {
+		script = "unknown"
+	}
+	m.agiSessions.WithLabelValues(script, outcome).Inc()
+	m.agiDuration.WithLabelValues(script).Observe(elapsed.Seconds())
 }

@@ -1,9 +1,11 @@
 package daemon_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -78,8 +80,27 @@ func TestMetricsAfterRequests(t *testing.T) {
 		code, body := e.post(t, a, s.route, s.form)
 		require.Equal(t, s.code, code, body)
 	}
+	// One FastAGI agent_state session run by the sandbox dialplan.
+	events := bench.ListenEvents(t)
+	bench.Originate(t, testbench.OriginateRequest{
+		Channel: "Local/" + testbench.UniqueName("m") + "@agent-phones/n", Context: "agentd-agi", Exten: "state",
+		Variables: map[string]string{"AGENT": a.ID, "AGENTD_AGI_ADDR": e.d.AGIAddr().String()}, Async: true,
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	state := events.WaitEvent(t, ctx, func(ev map[string]string) bool {
+		return ev["UserEvent"] == "AgentState" && ev["AGENT"] == a.ID
+	})
+	require.Equal(t, "PAUSED", state["AGENT_STATE"])
 
-	m := scrape(t, e)
+	// The session is counted when the server closes it, just after the
+	// dialplan went on to send the UserEvent.
+	var m map[string]*dto.MetricFamily
+	require.Eventually(t, func() bool {
+		m = scrape(t, e)
+		_, ok := m["agentd_agi_sessions_total"]
+		return ok
+	}, 5*time.Second, 10*time.Millisecond)
 	assert.InDelta(t, 1, value(t, m, "agentd_http_requests_total", map[string]string{"route": "/api/v1/asterisk_login/", "code": "200"}), 0)
 	assert.InDelta(t, 1, value(t, m, "agentd_http_requests_total", map[string]string{"route": "/api/v1/asterisk_unpause/", "code": "409"}), 0)
 	assert.InDelta(t, 1, value(t, m, "agentd_http_request_duration_seconds", map[string]string{"route": "/api/v1/asterisk_pause/"}), 0)
@@ -93,6 +114,8 @@ func TestMetricsAfterRequests(t *testing.T) {
 	assert.InDelta(t, 1, value(t, m, "agentd_connection_up", map[string]string{"connection": "nats"}), 0)
 	assert.InDelta(t, 2, value(t, m, "agentd_events_published_total", nil), 0)
 	assert.InDelta(t, 0, value(t, m, "agentd_outbox_depth", nil), 0)
+	assert.InDelta(t, 1, value(t, m, "agentd_agi_sessions_total", map[string]string{"script": "agent_state", "result": "OK"}), 0)
+	assert.InDelta(t, 1, value(t, m, "agentd_agi_session_duration_seconds", map[string]string{"script": "agent_state"}), 0)
 
 	code, body := e.post(t, a, "/api/v1/asterisk_logout/", nil)
 	require.Equal(t, http.StatusOK, code, body)
