@@ -32,6 +32,13 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if !ok {
 		return ReconcileReport{}, errors.New("reconcile: the queue backend cannot list members")
 	}
+	// Revisions before the snapshot: an agent changed by a request while
+	// the snapshot is taken is skipped, because the request applied its own
+	// state and the snapshot may predate it.
+	revisions := map[string]uint64{}
+	for _, sess := range s.Sessions() {
+		revisions[sess.AgentID] = sess.Revision
+	}
 	actual, err := lister.Members(ctx)
 	if err != nil {
 		return ReconcileReport{}, fmt.Errorf("reconcile: read queue members: %w", err)
@@ -52,7 +59,7 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			changed, err := s.reconcileAgent(ctx, id, byIface)
+			changed, err := s.reconcileAgent(ctx, id, revisions[id], byIface)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -94,13 +101,16 @@ func (s *Service) reconcileTargets(byIface map[string][]MemberState) []string {
 
 // reconcileAgent puts one agent's members and device state in line with
 // its session.
-func (s *Service) reconcileAgent(ctx context.Context, agentID string, byIface map[string][]MemberState) (bool, error) {
+func (s *Service) reconcileAgent(ctx context.Context, agentID string, revision uint64, byIface map[string][]MemberState) (bool, error) {
 	a, sl, err := s.lockAgent(ctx, agentID)
 	if err != nil {
 		return false, err
 	}
 	defer sl.lock.Unlock()
 	prev := s.current(agentID)
+	if prev.Revision != revision {
+		return false, nil
+	}
 	log := s.log.With("agent_id", agentID, "source", string(SourceReconcile))
 
 	var expected []Member
@@ -120,12 +130,14 @@ func (s *Service) reconcileAgent(ctx context.Context, agentID string, byIface ma
 	for _, want := range expected {
 		i := slices.IndexFunc(actual, func(m MemberState) bool { return m.Queue == want.Queue && m.Interface == want.Interface })
 		if i < 0 {
-			err := ignore(s.addMember(ctx, want, prev.Paused(), prev.PauseID), ErrAlreadyMember)
-			if errors.Is(err, ErrNoSuchQueue) {
+			err := s.addMember(ctx, want, prev.Paused(), prev.PauseID)
+			switch {
+			case errors.Is(err, ErrAlreadyMember):
+				continue // added since the snapshot
+			case errors.Is(err, ErrNoSuchQueue):
 				log.Warn("queue of a logged-in agent not found in Asterisk", "queue", want.Queue)
 				continue
-			}
-			if err != nil {
+			case err != nil:
 				errs = append(errs, fmt.Errorf("re-add to queue %q: %w", want.Queue, err))
 				continue
 			}
