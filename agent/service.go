@@ -203,9 +203,11 @@ func (s *Service) Directory() *Directory {
 	return s.directory.Load()
 }
 
-// SetDirectory replaces the directory, for a reload. Sessions are kept: an
-// agent removed from the directory keeps its stored session until it is
-// reconciled, and its recorded members are still removed on logout.
+// SetDirectory replaces the directory, for a reload. Sessions are kept, and
+// agents still in the directory act on their recorded members.
+// NOTE: an agent removed from the directory while logged in keeps its
+// members in Asterisk: it can no longer log out, and reconciliation skips
+// it. Log such agents out before removing them.
 func (s *Service) SetDirectory(d *Directory) {
 	s.directory.Store(d)
 }
