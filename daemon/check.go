@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/contactcenter/agentd/agent"
+	"github.com/contactcenter/agentd/events"
+	"github.com/contactcenter/agentd/httpapi"
 )
 
 // CheckConfig validates the configuration file and the directory it names
@@ -20,7 +22,21 @@ func CheckConfig(path string, environ []string, w io.Writer) error {
 		return err
 	}
 	warnPermissions(w, path)
+	var errs []error
 	if _, err := agent.LoadDirectory(cfg.Directory); err != nil {
+		errs = append(errs, err)
+	}
+	// The checks that the packages run at start, minus the connections.
+	d := &Daemon{cfg: cfg}
+	if err := events.ValidateConfig(d.eventsConfig()); err != nil {
+		errs = append(errs, prefixLines(path+": nats: ", err))
+	}
+	if auth, err := d.authConfig(); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", path, err))
+	} else if err := httpapi.ValidateAuth(auth); err != nil {
+		errs = append(errs, fmt.Errorf("%s: http.auth: %w", path, err))
+	}
+	if err := errors.Join(errs...); err != nil {
 		printProblems(w, err)
 		return err
 	}
@@ -35,6 +51,18 @@ func warnPermissions(w io.Writer, path string) {
 	if err == nil && info.Mode().Perm()&0o004 != 0 {
 		fmt.Fprintf(w, "%s: warning: readable by every user (mode %04o); if it holds secrets, run chmod 640 %s or use *_file keys\n", path, info.Mode().Perm(), path)
 	}
+}
+
+// prefixLines returns err with prefix on each line of its message, for
+// errors of other packages that list several problems in one error.
+func prefixLines(prefix string, err error) error {
+	var lines []error
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		if line = strings.TrimPrefix(line, events.ErrInvalidConfig.Error()+": "); line != events.ErrInvalidConfig.Error() {
+			lines = append(lines, errors.New(prefix+line))
+		}
+	}
+	return errors.Join(lines...)
 }
 
 func printProblems(w io.Writer, err error) {

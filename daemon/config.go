@@ -357,6 +357,9 @@ func (c *Config) validateAGI(p *problems) {
 		return
 	}
 	checkHostPort(p, "agi.listen", c.AGI.Listen)
+	if len(c.AGI.Allow) == 0 {
+		p.add("agi.allow", "agi.allow is empty, so every FastAGI connection would be refused: list the Asterisk addresses, such as 127.0.0.0/8")
+	}
 	for _, cidr := range c.AGI.Allow {
 		if _, err := netip.ParsePrefix(cidr); err != nil {
 			p.add("agi.allow", "agi.allow has %q: write a CIDR such as 127.0.0.0/8", cidr)

@@ -131,3 +131,10 @@ func TestConfigUnknownKeyIsRejected(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "line 2: field adress not found")
 }
+
+func TestConfigEmptyAGIAllowIsRejected(t *testing.T) {
+	_, err := ParseConfig("agentd.yaml", []byte(minimalConfig+"agi: {allow: []}\n"), nil)
+
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "agentd.yaml:4: agi.allow is empty")
+}

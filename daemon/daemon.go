@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -373,6 +374,20 @@ func (d *Daemon) Service() *agent.Service { return d.service }
 
 // HTTPAddr returns the address the HTTP API listens on.
 func (d *Daemon) HTTPAddr() net.Addr { return d.httpLn.Addr() }
+
+// Routes returns the HTTP routes served, each as "METHOD path", such as
+// "POST /api/v1/asterisk_login/". echo's not-found routes are left out.
+func (d *Daemon) Routes() []string {
+	var out []string
+	for _, r := range d.api.Echo().Routes() {
+		if r.Method == echo.RouteNotFound {
+			continue
+		}
+		out = append(out, r.Method+" "+r.Path)
+	}
+	slices.Sort(out)
+	return out
+}
 
 func (d *Daemon) agiAddr() string {
 	if d.agiLn == nil {

@@ -323,3 +323,10 @@ func defaultDuration(v, def time.Duration) time.Duration {
 	}
 	return v
 }
+
+// ValidateConfig checks cfg as Open does, with the defaults applied,
+// without opening anything. agentd check-config uses it.
+func ValidateConfig(cfg Config) error {
+	cfg.applyDefaults()
+	return cfg.validate()
+}

@@ -120,3 +120,10 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		return next(c)
 	}
 }
+
+// ValidateAuth checks an authentication configuration as New does, keys
+// included, without serving anything. agentd check-config uses it.
+func ValidateAuth(cfg AuthConfig) error {
+	_, err := newAuthenticator(cfg, func() *agent.Directory { return nil })
+	return err
+}
