@@ -170,7 +170,8 @@ func NewService(cfg Config) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.echoes = newEchoes(s.now)
+	// Echo expiry is internal bookkeeping, so it runs on the real clock.
+	s.echoes = newEchoes(time.Now)
 	s.outside = outsideConfig{
 		autopausePauseID:  cmp.Or(cfg.AutopausePauseID, DefaultAutopausePauseID),
 		externalPauseID:   cmp.Or(cfg.ExternalPauseID, DefaultExternalPauseID),
