@@ -76,3 +76,10 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
+
+## dist: static Linux amd64 release tarball and .deb package in dist/
+NFPM_VERSION := v2.48.0
+.PHONY: dist
+dist:
+	@test -x bin/nfpm || GOBIN=$(CURDIR)/bin $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+	scripts/dist.sh $(VERSION) $(COMMIT)
