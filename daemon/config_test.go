@@ -126,10 +126,10 @@ device_states:
 }
 
 func TestConfigUnknownKeyIsRejected(t *testing.T) {
-	_, err := ParseConfig("agentd.yaml", []byte("ami:\n  adress: x\n"), nil)
+	_, err := ParseConfig("agentd.yaml", []byte("ami:\n  addr: x\n"), nil)
 
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "line 2: field adress not found")
+	assert.Contains(t, err.Error(), "line 2: field addr not found")
 }
 
 func TestConfigEmptyAGIAllowIsRejected(t *testing.T) {

@@ -34,6 +34,6 @@ func TestUnitFileVerifies(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte(strings.ReplaceAll(string(unit), "/usr/bin/agentd", self)), 0o644))
 
 	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
-	assert.NoError(t, err, string(out))
+	require.NoError(t, err, string(out))
 	assert.Empty(t, strings.TrimSpace(string(out)), "systemd-analyze verify printed warnings")
 }
