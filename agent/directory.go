@@ -239,7 +239,7 @@ func parseQueues(agentID string, entries []queueEntry, line int, v *validator) [
 			v.add(line, "agent %q has penalty %d in queue %q: use 0 or more", agentID, q.Penalty, q.Name)
 		}
 		seen[q.Name] = true
-		queues = append(queues, QueueRef{Name: q.Name, Penalty: q.Penalty})
+		queues = append(queues, QueueRef(q))
 	}
 	return queues
 }

@@ -152,7 +152,8 @@ func (s *Service) Unpause(ctx context.Context, agentID, pauseID string, src Sour
 	prev := s.current(agentID)
 	// A pause removed from the catalog while an agent is in it can still be
 	// left, so the current pause id is always accepted.
-	if _, known := s.Directory().Pause(pauseID); !known && !(prev.Paused() && prev.PauseID == pauseID) {
+	inThisPause := prev.Paused() && prev.PauseID == pauseID
+	if _, known := s.Directory().Pause(pauseID); !known && !inThisPause {
 		return Result{}, fmt.Errorf("%w: %q", ErrUnknownPause, pauseID)
 	}
 	switch {

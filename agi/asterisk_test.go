@@ -155,7 +155,7 @@ func TestAsteriskAgentState(t *testing.T) {
 		ev := env.runExtension(t, "state", ready, nil)
 		assert.Equal(t, "SUCCESS", ev["AGISTATUS"])
 		assert.Equal(t, "READY", ev["AGENT_STATE"])
-		assert.Equal(t, "", ev["AGENT_PAUSE_ID"])
+		assert.Empty(t, ev["AGENT_PAUSE_ID"])
 		assert.Equal(t, localInterface(ready), ev["AGENT_INTERFACE"])
 		assert.NotEmpty(t, ev["AGENT_STATE_SINCE"])
 	})
@@ -173,13 +173,13 @@ func TestAsteriskAgentState(t *testing.T) {
 		ev := env.runExtension(t, "state", offline, nil)
 		assert.Equal(t, "SUCCESS", ev["AGISTATUS"])
 		assert.Equal(t, "OFFLINE", ev["AGENT_STATE"])
-		assert.Equal(t, "", ev["AGENT_STATE_SINCE"])
+		assert.Empty(t, ev["AGENT_STATE_SINCE"])
 	})
 	t.Run("unknown", func(t *testing.T) {
 		ev := env.runExtension(t, "state", "nobody-"+testbench.UniqueName("x"), nil)
 		assert.Equal(t, "SUCCESS", ev["AGISTATUS"], "the hook never fails the call")
 		assert.Equal(t, StateUnknown, ev["AGENT_STATE"])
-		assert.Equal(t, "", ev["AGENT_INTERFACE"])
+		assert.Empty(t, ev["AGENT_INTERFACE"])
 	})
 }
 
@@ -339,7 +339,7 @@ func TestAsteriskServerStopped(t *testing.T) {
 
 	t.Logf("state with no listener on %s: %s", addr, formatEvent(ev, "AGISTATUS", "AGENT_STATE"))
 	assert.Equal(t, "FAILURE", ev["AGISTATUS"])
-	assert.Equal(t, "", ev["AGENT_STATE"], "the dialplan continued after AGI() without variables")
+	assert.Empty(t, ev["AGENT_STATE"], "the dialplan continued after AGI() without variables")
 }
 
 func TestAsteriskSessionCapFailure(t *testing.T) {
@@ -382,7 +382,7 @@ func TestAsteriskSessionCapFailure(t *testing.T) {
 
 	t.Logf("state beyond the cap: %s", formatEvent(state, "AGISTATUS", "AGENT_STATE"))
 	assert.Equal(t, "FAILURE", state["AGISTATUS"], "the rejected session ends with AGISTATUS=FAILURE")
-	assert.Equal(t, "", state["AGENT_STATE"])
+	assert.Empty(t, state["AGENT_STATE"])
 	assert.Equal(t, "SUCCESS", login["AGISTATUS"])
 	assert.Equal(t, ResultOK, login["AGENT_RESULT"])
 	assert.Equal(t, uint64(1), srv.Stats().RejectedBusy)

@@ -67,7 +67,7 @@ func TestFormatCommandLongestLine(t *testing.T) {
 
 	line, err := formatCommand("SET VARIABLE", []string{"X", value})
 	require.NoError(t, err)
-	assert.Equal(t, maxCommandBytes, len(line))
+	assert.Len(t, line, maxCommandBytes)
 
 	_, err = formatCommand("SET VARIABLE", []string{"X", value + "y"})
 	require.ErrorIs(t, err, ErrInvalidArgument)

@@ -2,7 +2,6 @@ package agi
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -69,7 +68,7 @@ func FuzzParseHeader(f *testing.F) {
 		}
 		_, err = h.Request()
 		if err != nil {
-			assert.NotErrorIs(t, err, ErrInvalidHeader)
+			require.NotErrorIs(t, err, ErrInvalidHeader)
 		}
 
 		rd := newReader(bytes.NewReader(data), len(data)+1)
@@ -77,6 +76,6 @@ func FuzzParseHeader(f *testing.F) {
 		require.NoError(t, err)
 		assert.Equal(t, h, streamed)
 		_, err = rd.readLine()
-		assert.True(t, errors.Is(err, io.EOF), "stream reader left bytes: %v", err)
+		assert.ErrorIs(t, err, io.EOF, "stream reader left bytes")
 	})
 }

@@ -21,7 +21,7 @@ func TestParseHeaderAsterisk22(t *testing.T) {
 	assert.Equal(t, "agent_state", h.Script())
 	assert.Equal(t, "Local/agi@agent-phones-00000018;1", h.Channel())
 	assert.Equal(t, "1796415647.48", h.UniqueID())
-	assert.Equal(t, "", h.Get("agi_accountcode"))
+	assert.Empty(t, h.Get("agi_accountcode"))
 	assert.Equal(t, "yes", h.Get("agi_network"))
 	assert.Len(t, h.Vars, 22)
 	assert.Equal(t, []string{"1001"}, h.Args)
@@ -165,5 +165,5 @@ func TestRequestArg(t *testing.T) {
 
 	assert.Equal(t, "1001", req.Arg(0, ParamAgent), "argument wins over the query")
 	assert.Equal(t, "7", req.Arg(1, ParamPause), "empty argument falls back to the query")
-	assert.Equal(t, "", req.Arg(2, "missing"))
+	assert.Empty(t, req.Arg(2, "missing"))
 }

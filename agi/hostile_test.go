@@ -3,7 +3,6 @@ package agi
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -24,7 +23,7 @@ func readUntilClosed(t *testing.T, conn net.Conn) string {
 	require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
 	got, err := io.ReadAll(conn)
 	if err != nil {
-		require.True(t, errors.Is(err, syscall.ECONNRESET), "read: %v", err)
+		require.ErrorIs(t, err, syscall.ECONNRESET, "read")
 	}
 	return string(got)
 }
@@ -253,7 +252,7 @@ func TestShutdownDeadlineClosesSessions(t *testing.T) {
 	err = srv.Shutdown(ctx)
 
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.ErrorContains(t, err, "closed 1 sessions")
+	require.ErrorContains(t, err, "closed 1 sessions")
 	require.ErrorIs(t, <-served, ErrServerClosed)
 	assert.Equal(t, 0, srv.Stats().Active)
 	rest, _ := io.ReadAll(f.br) // closed by the server; a reset is fine too

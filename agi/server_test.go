@@ -141,7 +141,7 @@ func TestSessionHangupThenClose(t *testing.T) {
 	require.ErrorIs(t, <-errs, ErrSessionClosed)
 	second := <-errs
 	require.ErrorIs(t, second, ErrSessionClosed)
-	assert.ErrorContains(t, second, "not sent after an earlier failure")
+	require.ErrorContains(t, second, "not sent after an earlier failure")
 	require.Eventually(t, func() bool { return srv.Stats().Active == 0 }, 2*time.Second, 10*time.Millisecond)
 	st := srv.Stats()
 	assert.Equal(t, uint64(1), st.Hangups)
@@ -287,10 +287,10 @@ func TestHandleRegistration(t *testing.T) {
 	noop := func(context.Context, *Session) error { return nil }
 
 	require.NoError(t, srv.Handle("custom", noop))
-	assert.ErrorContains(t, srv.Handle("custom", noop), "already registered")
-	assert.ErrorContains(t, srv.Handle(ScriptAgentState, noop), "already registered")
+	require.ErrorContains(t, srv.Handle("custom", noop), "already registered")
+	require.ErrorContains(t, srv.Handle(ScriptAgentState, noop), "already registered")
 	for _, bad := range []string{"", "a?b", "/a", "a/", "a,b"} {
-		assert.ErrorContains(t, srv.Handle(bad, noop), "cannot register", "script %q", bad)
+		require.ErrorContains(t, srv.Handle(bad, noop), "cannot register", "script %q", bad)
 	}
 	assert.ErrorContains(t, srv.Handle("nil_handler", nil), "cannot register")
 }
@@ -307,10 +307,10 @@ func TestNewServerConfig(t *testing.T) {
 	assert.Nil(t, srv.Addr())
 
 	_, err = NewServer(Config{}, nil)
-	assert.ErrorContains(t, err, "needs an Agents")
+	require.ErrorContains(t, err, "needs an Agents")
 
 	_, err = NewServer(Config{Allow: []netip.Prefix{}}, newFakeAgents())
-	assert.ErrorContains(t, err, "allow list is empty")
+	require.ErrorContains(t, err, "allow list is empty")
 
 	_, err = NewServer(Config{
 		MaxSessions:  -1,
@@ -375,7 +375,7 @@ func TestServeContextEnds(t *testing.T) {
 	require.ErrorIs(t, <-done, context.Canceled)
 	require.ErrorIs(t, <-handlerErr, context.Canceled)
 	_, err = io.ReadAll(f.br)
-	assert.NoError(t, err, "the session's connection is closed")
+	require.NoError(t, err, "the session's connection is closed")
 	assert.Equal(t, 0, srv.Stats().Active)
 }
 

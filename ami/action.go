@@ -85,7 +85,11 @@ func (c *Client) notConnectedError(action string) error {
 	if lastErr == nil {
 		return fmt.Errorf("%w: %s not sent, down since %s", ErrNotConnected, action, since.Format(time.RFC3339))
 	}
-	return fmt.Errorf("%w: %s not sent, down since %s with last error: %v", ErrNotConnected, action, since.Format(time.RFC3339), lastErr)
+	// lastErr is printed, not wrapped, because it belongs to an earlier
+	// connection attempt. Wrapping a failed login's *ResponseError would make
+	// mapQueueError return *agent.AsteriskError instead of
+	// agent.ErrAsteriskUnavailable.
+	return fmt.Errorf("%w: %s not sent, down since %s with last error: %v", ErrNotConnected, action, since.Format(time.RFC3339), lastErr) //nolint:errorlint // lastErr is not the cause of this error
 }
 
 func checkAsteriskInputLimits(msg Message) error {

@@ -440,6 +440,14 @@ func TestLoginFailureReported(t *testing.T) {
 	assert.Equal(t, ActionLogin, respErr.Action)
 	assert.Equal(t, "Authentication failed", respErr.Message)
 	assert.Contains(t, lastErr.Error(), `login as "agentd"`)
+
+	// An action while down reports the login error but does not wrap it,
+	// so callers see ErrNotConnected and no *ResponseError of their own.
+	_, err := c.Action(context.Background(), NewAction(ActionPing))
+	require.ErrorIs(t, err, ErrNotConnected)
+	assert.Contains(t, err.Error(), "Authentication failed")
+	var actionRespErr *ResponseError
+	assert.NotErrorAs(t, err, &actionRespErr)
 }
 
 func TestLoginSendsEvents(t *testing.T) {

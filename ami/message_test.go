@@ -19,7 +19,7 @@ func TestNewAction(t *testing.T) {
 }
 
 func TestNewActionOddArguments(t *testing.T) {
-	assert.Panics(t, func() { NewAction(ActionQueueAdd, "Queue") })
+	assert.Panics(t, func() { NewAction(ActionQueueAdd, "Queue") }) //nolint:staticcheck // SA5012: the odd argument count is the case under test
 }
 
 func TestMessageGetIgnoresCase(t *testing.T) {

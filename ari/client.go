@@ -190,7 +190,12 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	if err != nil {
 		return transportError(r.method, u.EscapedPath(), err)
 	}
-	defer drainAndClose(resp.Body)
+	defer func() {
+		// Reading what is left of a small body lets the connection go
+		// back to the keep-alive pool.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBodyBytes))
+		_ = resp.Body.Close()
+	}()
 
 	if resp.StatusCode >= 300 {
 		return statusError(r.method, u.EscapedPath(), resp)
@@ -274,11 +279,4 @@ func decodeBody(method, path string, body io.Reader, out any) error {
 		return fmt.Errorf("ari: %s %s: decode response: %w", method, path, err)
 	}
 	return nil
-}
-
-// drainAndClose reads what is left of a small body so the connection can
-// go back to the keep-alive pool.
-func drainAndClose(body io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxErrorBodyBytes))
-	_ = body.Close()
 }

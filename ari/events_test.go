@@ -43,7 +43,7 @@ func TestDecodeEventBadTimestamp(t *testing.T) {
 	e, err := decodeEvent([]byte(`{"type":"StasisEnd","timestamp":"2025-03-04T10:20:30Z"}`))
 
 	require.Error(t, err)
-	assert.NotErrorIs(t, err, ErrMalformedEvent)
+	require.NotErrorIs(t, err, ErrMalformedEvent)
 	assert.Equal(t, "StasisEnd", e.Type)
 	assert.True(t, e.Timestamp.IsZero())
 }

@@ -2,7 +2,6 @@ package ari
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -115,7 +114,7 @@ func TestDeviceStatesAdapterCanceled(t *testing.T) {
 
 	require.ErrorIs(t, err, context.Canceled)
 	var astErr *agent.AsteriskError
-	assert.False(t, errors.As(err, &astErr), "a canceled request is not an Asterisk error")
+	assert.NotErrorAs(t, err, &astErr, "a canceled request is not an Asterisk error")
 	assert.NotErrorIs(t, err, agent.ErrAsteriskUnavailable)
 }
 
@@ -302,7 +301,7 @@ func TestSubscribeRejectsInvalidSources(t *testing.T) {
 	}
 	for _, sources := range cases {
 		_, err := c.Subscribe(context.Background(), "agentd", sources...)
-		assert.ErrorIs(t, err, ErrInvalidArgument, "%q", sources)
+		require.ErrorIs(t, err, ErrInvalidArgument, "%q", sources)
 	}
 	_, err := c.Subscribe(context.Background(), "", "channel:")
 	require.ErrorIs(t, err, ErrInvalidArgument)

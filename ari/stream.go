@@ -310,7 +310,10 @@ func (s *EventStream) dial(ctx context.Context) (*websocket.Conn, net.Conn, erro
 	dialCtx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
 
-	conn, resp, err := websocket.Dial(dialCtx, s.url, &websocket.DialOptions{
+	// websocket.Dial (coder/websocket v1.8) owns resp.Body: it hands the
+	// body to the Conn on success and closes it on failure, keeping a copy
+	// of the first 1024 bytes for statusError.
+	conn, resp, err := websocket.Dial(dialCtx, s.url, &websocket.DialOptions{ //nolint:bodyclose // Dial closes or takes over resp.Body itself
 		HTTPClient:   s.http,
 		HTTPHeader:   s.header,
 		Subprotocols: []string{"ari"},

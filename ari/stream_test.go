@@ -146,7 +146,7 @@ func (rs *runningStream) stop(t *testing.T) {
 		rs.cancel()
 		select {
 		case err := <-rs.done:
-			assert.NoError(t, err)
+			require.NoError(t, err)
 		case <-time.After(10 * time.Second):
 			t.Error("Run did not return after its context ended")
 		}
@@ -345,7 +345,7 @@ func TestStreamLogsRepeatedFailureOnce(t *testing.T) {
 	require.Eventually(t, s.Connected, 10*time.Second, time.Millisecond)
 
 	_, since, lastErr := s.Status()
-	assert.NoError(t, lastErr)
+	require.NoError(t, lastErr)
 	assert.False(t, since.IsZero())
 	assert.Equal(t, 1, logs.count(slog.LevelInfo, "ARI event stream connected"))
 }

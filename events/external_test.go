@@ -163,7 +163,7 @@ func TestExternalOutageUsesOutbox(t *testing.T) {
 		"commits during the outage go to the outbox")
 	up, _, lastErr := s.Status()
 	assert.False(t, up)
-	assert.Error(t, lastErr)
+	require.Error(t, lastErr)
 	before := committers[0].commits()
 	time.Sleep(3 * time.Second)
 	assert.Greater(t, committers[0].commits(), before+20, "commits go on during the outage")
@@ -190,7 +190,7 @@ func TestExternalOutageUsesOutbox(t *testing.T) {
 	assert.Positive(t, stats.Reconnects)
 	up, _, lastErr = s.Status()
 	assert.True(t, up)
-	assert.NoError(t, lastErr)
+	require.NoError(t, lastErr)
 	assert.True(t, containsLine(logs, "NATS unavailable; changes go to the outbox"))
 	assert.True(t, containsLine(logs, "outbox flushed"))
 }

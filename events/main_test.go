@@ -176,9 +176,8 @@ func (a *simAgent) next() agent.Change {
 // collector records the events published on a core NATS subscription and
 // validates each against the schema.
 type collector struct {
-	mu     sync.Mutex
-	events []Event
-	msgs   []*nats.Msg
+	mu   sync.Mutex
+	msgs []*nats.Msg
 }
 
 func collect(t *testing.T, nc *nats.Conn, subject string) *collector {

@@ -2,7 +2,6 @@ package events
 
 import (
 	"context"
-	"errors"
 	"net"
 	"testing"
 	"time"
@@ -68,7 +67,7 @@ func TestEmbeddedCommitSequence(t *testing.T) {
 	assert.Zero(t, stats.OutboxDepth)
 	up, _, lastErr := s.Status()
 	assert.True(t, up)
-	assert.NoError(t, lastErr)
+	require.NoError(t, lastErr)
 
 	nc.Close()
 	closeStore(t, s)
@@ -182,7 +181,7 @@ func TestCommitInvalidAgentID(t *testing.T) {
 	c := newSimAgent("10.01").login()
 	err := s.Commit(context.Background(), c)
 	require.ErrorIs(t, err, ErrInvalidChange)
-	assert.False(t, errors.Is(err, agent.ErrStoreUnavailable))
+	assert.NotErrorIs(t, err, agent.ErrStoreUnavailable)
 }
 
 func TestSessionsEmptyBucket(t *testing.T) {

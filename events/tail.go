@@ -130,7 +130,7 @@ func printMessages(ctx context.Context, it jetstream.MessagesContext, w io.Write
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // the end of ctx is how Tail stops, and Tail documents nil for it
 		}
 		if err != nil {
 			return fmt.Errorf("read events: %w", err)

@@ -71,7 +71,9 @@ func callRecovering(next echo.HandlerFunc, c echo.Context) (err error) {
 		if recovered == nil {
 			return
 		}
-		if recovered == http.ErrAbortHandler {
+		// net/http (Go 1.26, server.go) compares the panic value by identity
+		// too, so a wrapped ErrAbortHandler stays an ordinary panic.
+		if recovered == http.ErrAbortHandler { //nolint:errorlint // a panic value, not an error chain
 			panic(recovered)
 		}
 		err = fmt.Errorf("panic: %v\n%s", recovered, debug.Stack())

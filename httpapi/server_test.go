@@ -755,7 +755,7 @@ func TestHashPassword(t *testing.T) {
 	hash, err := HashPassword("s3cret")
 	require.NoError(t, err)
 	assert.NoError(t, bcryptCompare(hash, "s3cret"))
-	assert.Error(t, bcryptCompare(hash, "other"))
+	require.Error(t, bcryptCompare(hash, "other"))
 
 	_, err = HashPassword("")
 	require.ErrorContains(t, err, "password is empty")
