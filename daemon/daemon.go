@@ -79,7 +79,11 @@ func Run(ctx context.Context, opts Options) error {
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.ShutdownTimeout)
 			defer cancel()
 			return d.Stop(stopCtx)
-		case <-opts.Reload:
+		case _, ok := <-opts.Reload:
+			if !ok {
+				opts.Reload = nil // a closed channel would reload in a loop
+				continue
+			}
 			if err := d.Reload(); err != nil {
 				d.log.Error("reload failed; the configuration in force stays", "err", err)
 			}
@@ -321,13 +325,7 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	d.stopOnce.Do(func() {
 		d.log.Info("agentd stopping")
 		d.sdNotify(sd.SdNotifyStopping)
-		var errs []error
-		if d.http != nil {
-			errs = append(errs, d.http.Shutdown(ctx))
-		}
-		if d.agi != nil {
-			errs = append(errs, d.agi.Shutdown(ctx))
-		}
+		errs := []error{d.shutdownServers(ctx)}
 		if d.cancel != nil {
 			d.cancel()
 		}
@@ -348,6 +346,22 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		d.log.Info("agentd stopped", "err", d.stopErr)
 	})
 	return d.stopErr
+}
+
+// shutdownServers shuts HTTP and FastAGI down together, so that both
+// listeners close at once and neither takes new work while the other
+// drains, and waits for both.
+func (d *Daemon) shutdownServers(ctx context.Context) error {
+	var wg sync.WaitGroup
+	var httpErr, agiErr error
+	if d.http != nil {
+		wg.Go(func() { httpErr = d.http.Shutdown(ctx) })
+	}
+	if d.agi != nil {
+		wg.Go(func() { agiErr = d.agi.Shutdown(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(httpErr, agiErr)
 }
 
 // Reload re-reads the directory and the log level. Sessions are kept. An

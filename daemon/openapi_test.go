@@ -9,10 +9,12 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/stretchr/testify/assert"
@@ -398,4 +400,74 @@ func TestOpenAPIPreflightWithCORS(t *testing.T) {
 	assert.Empty(t, other.Header.Get("Access-Control-Allow-Origin"))
 	assert.Equal(t, http.StatusNoContent, none.StatusCode, "with CORS on, every OPTIONS gets 204")
 	assert.Empty(t, none.Header.Get("Access-Control-Allow-Origin"))
+}
+
+var (
+	// documentedMetric matches a row of the metrics table in docs/metrics.md.
+	documentedMetric = regexp.MustCompile("(?m)^\\| `(agentd_[a-z0-9_]+)` \\| (counter|gauge|histogram) \\|")
+	// sourceMetric matches a metric name in a Go string literal.
+	sourceMetric = regexp.MustCompile(`"(agentd_[a-z0-9_]+)"`)
+	metricName   = regexp.MustCompile(`^agentd_[a-z][a-z0-9_]*[a-z0-9]$`)
+)
+
+func TestMetricsMatchDocs(t *testing.T) {
+	page, err := os.ReadFile("../docs/metrics.md")
+	require.NoError(t, err)
+	documented := map[string]string{}
+	for _, m := range documentedMetric.FindAllStringSubmatch(string(page), -1) {
+		documented[m[1]] = m[2]
+	}
+	var inSource []string
+	for _, file := range []string{"metrics.go", "collector.go"} {
+		src, err := os.ReadFile(file)
+		require.NoError(t, err)
+		for _, m := range sourceMetric.FindAllStringSubmatch(string(src), -1) {
+			inSource = append(inSource, m[1])
+		}
+	}
+
+	require.NotEmpty(t, inSource)
+	for _, name := range inSource {
+		assert.Contains(t, documented, name, "metric missing from docs/metrics.md")
+	}
+	for name, typ := range documented {
+		assert.Contains(t, inSource, name, "docs/metrics.md lists a metric that the code does not register")
+		assert.Regexp(t, metricName, name)
+		switch typ {
+		case "counter":
+			assert.True(t, strings.HasSuffix(name, "_total"), "counter %s must end in _total", name)
+		case "histogram":
+			assert.True(t, strings.HasSuffix(name, "_seconds"), "histogram %s must measure seconds and end in _seconds", name)
+		case "gauge":
+			assert.False(t, strings.HasSuffix(name, "_total"), "gauge %s must not end in _total", name)
+		}
+	}
+
+	// Every metric is exported with the documented type once each path has
+	// run: an API request, a FastAGI session and the AMI actions.
+	ami := startQueueAMI(t, false)
+	a := newAgent("sales")
+	e := startLifecycle(t, &lifecycleSetup{amiAddr: ami.addr(), ariURL: startDeviceStateARI(t).URL, agi: true, agents: []e2eAgent{a}})
+	code, body := e.post(t, a, "/api/v1/asterisk_login/", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	_, err = dialAGIScript(t, e.d.AGIAddr().String(), "agent_state", a.ID).variables()
+	require.NoError(t, err)
+	families := scrape(t, e)
+	require.Eventually(t, func() bool {
+		families = scrape(t, e)
+		_, ok := families["agentd_agi_sessions_total"]
+		return ok
+	}, 5*time.Second, 10*time.Millisecond, "the FastAGI session was not counted")
+	for name, typ := range documented {
+		f, ok := families[name]
+		if !assert.True(t, ok, "metric %s not exported", name) {
+			continue
+		}
+		assert.Equal(t, typ, strings.ToLower(f.GetType().String()), name)
+	}
+	for name := range families {
+		if strings.HasPrefix(name, "agentd_") {
+			assert.Contains(t, documented, name, "exported metric missing from docs/metrics.md")
+		}
+	}
 }

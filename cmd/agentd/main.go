@@ -40,11 +40,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "run":
 		err = runDaemon(args, stderr)
 	case "check-config":
-		err = checkConfig(args, stdout)
+		err = checkConfig(args, stdout, stderr)
 	case "hash-password":
 		err = hashPassword(stdin, stdout)
 	case "events":
-		err = tailEvents(args, stdout)
+		err = tailEvents(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, daemon.Version())
 	case "help", "-h", "--help":
@@ -52,11 +52,32 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	default:
 		err = fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errFlags):
+		return 2 // the flag package already printed the problem and the usage
+	case err != nil:
 		fmt.Fprintln(stderr, "agentd:", err)
 		return 1
 	}
 	return 0
+}
+
+// errFlags marks a command-line error the flag package already printed.
+var errFlags = errors.New("invalid flags")
+
+// parseFlags parses args, printing problems and usage to stderr.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	switch err := fs.Parse(args); {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		return err
+	default:
+		return errFlags
+	}
 }
 
 const usage = `usage:
@@ -75,7 +96,7 @@ func configFlag(fs *flag.FlagSet) *string {
 func runDaemon(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	path := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	cfg, err := daemon.LoadConfig(*path, os.Environ())
@@ -93,10 +114,10 @@ func runDaemon(args []string, stderr io.Writer) error {
 	return daemon.Run(ctx, daemon.Options{ConfigPath: *path, Config: cfg, Logger: logger, Level: level, Reload: hup})
 }
 
-func checkConfig(args []string, stdout io.Writer) error {
+func checkConfig(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	path := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	if err := daemon.CheckConfig(*path, os.Environ(), stdout); err != nil {
@@ -122,12 +143,12 @@ func hashPassword(stdin io.Reader, stdout io.Writer) error {
 	return nil
 }
 
-func tailEvents(args []string, stdout io.Writer) error {
+func tailEvents(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("events", flag.ContinueOnError)
 	path := configFlag(fs)
 	agentID := fs.String("agent", "", "only events of this agent id")
 	all := fs.Bool("all", false, "replay the stored events first, then follow")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
