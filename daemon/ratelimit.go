@@ -66,13 +66,21 @@ func (h *rateLimitHandler) WithGroup(name string) slog.Handler {
 	return &rateLimitHandler{next: h.next.WithGroup(name), state: h.state}
 }
 
+// volatileKeys are attributes that differ between otherwise identical
+// records, such as one per HTTP request; they are left out of the key.
+var volatileKeys = map[string]bool{
+	"request_id": true, "duration": true, "remote_addr": true, "action_id": true, "retry_in": true, "since": true,
+}
+
 // repeatKey identifies a record by level, message and attributes; records
 // from loggers with different attributes (components) may share a key,
 // which only makes the limit stricter.
 func repeatKey(r slog.Record) string {
 	key := r.Level.String() + "|" + r.Message
 	r.Attrs(func(a slog.Attr) bool {
-		key += "|" + a.Key + "=" + a.Value.String()
+		if !volatileKeys[a.Key] {
+			key += "|" + a.Key + "=" + a.Value.String()
+		}
 		return true
 	})
 	return key

@@ -15,8 +15,8 @@ func TestRepeatedErrorsAreRateLimited(t *testing.T) {
 	now := time.Unix(1000, 0)
 	log := slog.New(newRateLimitHandler(slog.NewTextHandler(&buf, nil), func() time.Time { return now }))
 
-	for range 5 {
-		log.Error("AMI action failed", "err", "connection refused")
+	for i := range 5 {
+		log.Error("AMI action failed", "err", "connection refused", "request_id", i)
 	}
 	log.Error("AMI action failed", "err", "timeout") // another error passes
 	log.Info("agent state changed", "agent_id", "1001")
