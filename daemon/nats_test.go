@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -204,6 +206,7 @@ func readStream(t *testing.T, ctx context.Context, js jetstream.JetStream, strea
 				AgentID string `json:"agent_id"`
 			}
 			require.NoError(t, json.Unmarshal(msg.Data(), &ev))
+			validateEvent(t, msg.Data())
 			if !seen[ev.ID] {
 				seen[ev.ID] = true
 				out[ev.AgentID] = append(out[ev.AgentID], ev.Type)
@@ -215,4 +218,17 @@ func readStream(t *testing.T, ctx context.Context, js jetstream.JetStream, strea
 		pending -= n
 	}
 	return out
+}
+
+// validateEvent checks an event published by agentd against the JSON
+// Schema in docs/events.schema.json.
+func validateEvent(t *testing.T, payload []byte) {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	schema, err := c.Compile(filepath.Join("..", "docs", "events.schema.json"))
+	require.NoError(t, err)
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(payload))
+	require.NoError(t, err)
+	assert.NoError(t, schema.Validate(inst), "event %s", payload)
 }
