@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactcenter/agentd/agent"
+	"github.com/contactcenter/agentd/agent/agenttest"
 	"github.com/contactcenter/agentd/ami"
 	"github.com/contactcenter/agentd/ari"
 	"github.com/contactcenter/agentd/internal/testbench"
@@ -32,7 +33,7 @@ type asteriskEnv struct {
 	events *testbench.EventListener
 	srv    *Server
 	svc    *agent.Service
-	store  *memStore
+	store  *agenttest.Store
 	addr   string
 }
 
@@ -72,7 +73,7 @@ func newAsteriskEnv(t *testing.T, ids ...string) *asteriskEnv {
 	require.NoError(t, err)
 	t.Cleanup(ariClient.Close)
 
-	store := newMemStore()
+	store := agenttest.NewStore()
 	svc := newService(t, asteriskDirectory(ids...), ami.NewQueues(amiClient), ari.NewDeviceStates(ariClient), store, log)
 	t.Cleanup(func() {
 		for _, id := range ids {
@@ -229,7 +230,7 @@ func TestAsteriskFeatureCodes(t *testing.T) {
 	assert.False(t, ok, "logout removed the member")
 
 	var sources []string
-	for _, c := range env.store.recorded() {
+	for _, c := range env.store.Changes() {
 		sources = append(sources, string(c.Type)+"/"+string(c.Source))
 	}
 	assert.Equal(t, []string{"logged_in/agi", "paused/agi", "logged_out/agi"}, sources)

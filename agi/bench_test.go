@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contactcenter/agentd/agent"
+	"github.com/contactcenter/agentd/agent/agenttest"
 )
 
 const benchDirectory = `
@@ -56,10 +57,12 @@ func BenchmarkFormatCommand(b *testing.B) {
 }
 
 // benchServer serves agent_state from an agent.Service whose agent 1001 is
-// paused, so that every AGENT_STATE variable has a value.
+// paused, so that every AGENT_STATE variable has a value. agent_state only
+// reads the session, so the recording fakes see just this login and pause
+// and add no work to the measured sessions.
 func benchServer(b *testing.B) string {
 	discard := slog.New(slog.DiscardHandler)
-	svc := newService(b, benchDirectory, nopQueues{}, nopDevices{}, newMemStore(), discard)
+	svc := newService(b, benchDirectory, agenttest.NewQueues("sales", "support"), agenttest.NewDeviceStates(), agenttest.NewStore(), discard)
 	ctx := context.Background()
 	_, err := svc.Login(ctx, "1001", agent.SourceAPI)
 	require.NoError(b, err)

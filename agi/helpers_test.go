@@ -292,3 +292,13 @@ var (
 	pausedAg = agent.Status{Agent: agent.Agent{ID: "1002", Interface: "PJSIP/1002"}, Session: agent.Session{AgentID: "1002", State: agent.StatePaused, PauseID: "5", Since: since, Interface: "PJSIP/1002"}, Pause: &lunch}
 	offline  = agent.Status{Agent: agent.Agent{ID: "1003", Interface: "PJSIP/1003"}, Session: agent.Session{AgentID: "1003", State: agent.StateOffline}}
 )
+
+// newService returns an agent.Service over the directory YAML.
+func newService(t testing.TB, directory string, queues agent.Queues, devices agent.DeviceStates, store agent.Store, log *slog.Logger) *agent.Service {
+	t.Helper()
+	dir, err := agent.ParseDirectory("directory.yaml", []byte(directory))
+	require.NoError(t, err)
+	svc, err := agent.NewService(agent.Config{Directory: dir, Queues: queues, DeviceStates: devices, Store: store, Logger: log})
+	require.NoError(t, err)
+	return svc
+}

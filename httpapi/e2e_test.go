@@ -1,138 +1,16 @@
 package httpapi
 
 import (
-	"context"
-	"fmt"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/contactcenter/agentd/agent"
+	"github.com/contactcenter/agentd/agent/agenttest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// memoryStore is an in-memory agent.Store that records every change.
-type memoryStore struct {
-	mu       sync.Mutex
-	sessions map[string]agent.Session
-	changes  []agent.Change
-}
-
-func (m *memoryStore) Sessions(context.Context) ([]agent.Session, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]agent.Session, 0, len(m.sessions))
-	for _, s := range m.sessions {
-		out = append(out, s)
-	}
-	return out, nil
-}
-
-func (m *memoryStore) Commit(_ context.Context, c agent.Change) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.sessions == nil {
-		m.sessions = map[string]agent.Session{}
-	}
-	m.sessions[c.Session.AgentID] = c.Session
-	m.changes = append(m.changes, c)
-	return nil
-}
-
-// recordingQueues keeps queue members of its configured queues as
-// Asterisk's app_queue does, and records each action.
-type recordingQueues struct {
-	mu      sync.Mutex
-	known   map[string]bool
-	members map[string]map[string]bool // queue -> interface -> paused
-	actions []string
-}
-
-func newRecordingQueues(known ...string) *recordingQueues {
-	q := &recordingQueues{known: map[string]bool{}, members: map[string]map[string]bool{}}
-	for _, name := range known {
-		q.known[name] = true
-		q.members[name] = map[string]bool{}
-	}
-	return q
-}
-
-func (q *recordingQueues) AddMember(_ context.Context, m agent.Member) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.actions = append(q.actions, fmt.Sprintf("QueueAdd %s %s penalty=%d", m.Queue, m.Interface, m.Penalty))
-	switch {
-	case !q.known[m.Queue]:
-		return fmt.Errorf("queue %q: %w", m.Queue, agent.ErrNoSuchQueue)
-	case q.isMember(m.Queue, m.Interface):
-		return fmt.Errorf("queue %q: %w", m.Queue, agent.ErrAlreadyMember)
-	}
-	q.members[m.Queue][m.Interface] = false
-	return nil
-}
-
-func (q *recordingQueues) RemoveMember(_ context.Context, queue, iface string) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.actions = append(q.actions, fmt.Sprintf("QueueRemove %s %s", queue, iface))
-	if !q.isMember(queue, iface) {
-		return fmt.Errorf("queue %q: %w", queue, agent.ErrNotMember)
-	}
-	delete(q.members[queue], iface)
-	return nil
-}
-
-func (q *recordingQueues) PauseMember(_ context.Context, iface string, paused bool, reason string) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.actions = append(q.actions, fmt.Sprintf("QueuePause %s paused=%t reason=%s", iface, paused, reason))
-	found := false
-	for queue := range q.members {
-		if q.isMember(queue, iface) {
-			q.members[queue][iface] = paused
-			found = true
-		}
-	}
-	if !found {
-		return fmt.Errorf("interface %s: %w", iface, agent.ErrNotMember)
-	}
-	return nil
-}
-
-func (q *recordingQueues) isMember(queue, iface string) bool {
-	_, ok := q.members[queue][iface]
-	return ok
-}
-
-func (q *recordingQueues) paused(queue, iface string) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.members[queue][iface]
-}
-
-// recordingDevices records the last state set for each device.
-type recordingDevices struct {
-	mu     sync.Mutex
-	states map[string]string
-}
-
-func (d *recordingDevices) SetDeviceState(_ context.Context, device, state string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.states == nil {
-		d.states = map[string]string{}
-	}
-	d.states[device] = state
-	return nil
-}
-
-func (d *recordingDevices) state(device string) string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.states[device]
-}
 
 // steppingClock returns a time one second later on each call.
 type steppingClock struct {
@@ -149,9 +27,9 @@ func (c *steppingClock) Now() time.Time {
 
 func TestEndToEndWithAgentService(t *testing.T) {
 	dir := testDirectory(t)
-	queues := newRecordingQueues("sales") // "support" does not exist in Asterisk
-	devices := &recordingDevices{}
-	store := &memoryStore{}
+	queues := agenttest.NewQueues("sales") // "support" does not exist in Asterisk
+	devices := agenttest.NewDeviceStates()
+	store := agenttest.NewStore()
 	clock := &steppingClock{now: time.Date(2026, 12, 4, 20, 15, 0, 500_000_000, time.UTC)}
 	svc, err := agent.NewService(agent.Config{Directory: dir, Queues: queues, DeviceStates: devices, Store: store, Now: clock.Now})
 	require.NoError(t, err)
@@ -245,19 +123,21 @@ func TestEndToEndWithAgentService(t *testing.T) {
 		require.JSONEq(t, step.want, rec.Body.String(), step.name)
 	}
 
-	assert.False(t, queues.isMember("sales", "PJSIP/1001"), "logout removed the member")
-	assert.Equal(t, "UNAVAILABLE", devices.state("Stasis:agent-1001"))
-	require.Len(t, store.changes, 5)
-	for _, c := range store.changes {
+	_, member := queues.Member("sales", "PJSIP/1001")
+	assert.False(t, member, "logout removed the member")
+	assert.Equal(t, "UNAVAILABLE", devices.State("Stasis:agent-1001"))
+	changes := store.Changes()
+	require.Len(t, changes, 5)
+	for _, c := range changes {
 		assert.Equal(t, agent.SourceAPI, c.Source)
 	}
 }
 
 func TestEndToEndPauseInEveryQueue(t *testing.T) {
 	dir := testDirectory(t)
-	queues := newRecordingQueues("sales", "support")
-	devices := &recordingDevices{}
-	svc, err := agent.NewService(agent.Config{Directory: dir, Queues: queues, DeviceStates: devices, Store: &memoryStore{}})
+	queues := agenttest.NewQueues("sales", "support")
+	devices := agenttest.NewDeviceStates()
+	svc, err := agent.NewService(agent.Config{Directory: dir, Queues: queues, DeviceStates: devices, Store: agenttest.NewStore()})
 	require.NoError(t, err)
 	s, err := New(Config{Service: svc, Directory: svc.Directory, Auth: AuthConfig{JWT: &JWTConfig{Algorithm: AlgorithmHS256, Secret: []byte(testSecret)}}})
 	require.NoError(t, err)
@@ -269,7 +149,11 @@ func TestEndToEndPauseInEveryQueue(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 
 	assert.Contains(t, rec.Body.String(), `"queues":[{"name":"sales","penalty":0,"paused":true},{"name":"support","penalty":2,"paused":true}]`)
-	assert.True(t, queues.paused("sales", "PJSIP/1001"))
-	assert.True(t, queues.paused("support", "PJSIP/1001"))
-	assert.Equal(t, "ONHOLD", devices.state("Stasis:agent-1001"))
+	sales, ok := queues.Member("sales", "PJSIP/1001")
+	require.True(t, ok, "PJSIP/1001 is a member of sales")
+	assert.True(t, sales.Paused)
+	support, ok := queues.Member("support", "PJSIP/1001")
+	require.True(t, ok, "PJSIP/1001 is a member of support")
+	assert.True(t, support.Paused)
+	assert.Equal(t, "ONHOLD", devices.State("Stasis:agent-1001"))
 }

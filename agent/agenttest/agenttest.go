@@ -185,6 +185,18 @@ func (q *Queues) QueueMembers(queue string) []Member {
 	return out
 }
 
+// Member returns the member iface of queue, and false when iface is not
+// in queue.
+func (q *Queues) Member(queue, iface string) (Member, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	m, ok := q.members[queue][iface]
+	if !ok {
+		return Member{}, false
+	}
+	return *m, true
+}
+
 // AddExternal adds a member as if someone else had added it, recording no
 // call.
 func (q *Queues) AddExternal(m agent.Member, paused bool) {
