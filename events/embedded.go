@@ -35,7 +35,9 @@ func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEmbeddedServer, err)
 	}
-	logger := &serverLogger{log: log.With("component", "nats-server")}
+	// agentd passes a logger with component=events, so the server's lines
+	// get a key of their own instead of a second component key.
+	logger := &serverLogger{log: log.With("server", "nats")}
 	srv.SetLoggerV2(logger, false, false, false)
 
 	srv.Start()
@@ -61,10 +63,13 @@ func stopEmbedded(srv *server.Server, log *slog.Logger) {
 	log.Info("embedded NATS server stopped")
 }
 
-// serverLogger passes nats-server log lines to slog. nats-server v2.15
-// exits the process on a fatal error only through its default logger. With
-// this logger the server keeps running, so Fatalf records the first message
-// for startEmbedded to check.
+// serverLogger passes nats-server log lines to slog. Notices go to Debug,
+// because nats-server v2.15 writes more than 20 of them at each start (its
+// banner, version and JetStream settings), and agentd logs its own
+// "embedded NATS server started" at Info. Warnings and errors keep their
+// levels. nats-server v2.15 exits the process on a fatal error only
+// through its default logger. With this logger the server keeps running,
+// so Fatalf records the first message for startEmbedded to check.
 type serverLogger struct {
 	log   *slog.Logger
 	fatal atomic.Pointer[string]
@@ -83,7 +88,7 @@ func (l *serverLogger) Fatalf(format string, v ...any) {
 	l.log.Error(msg)
 }
 
-func (l *serverLogger) Noticef(format string, v ...any) { l.log.Info(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l *serverLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
 func (l *serverLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
 func (l *serverLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }

@@ -99,7 +99,7 @@ func TestEndToEndWithAgentService(t *testing.T) {
 			contentType: "application/json",
 			body:        `{"pause_id":"99"}`,
 			status:      http.StatusUnprocessableEntity,
-			want:        `{"status":"ERROR","error":{"code":"unknown_pause","message":"pause_id \"99\" is not in the pause catalog. Use one of the configured pause ids."}}`,
+			want:        `{"status":"ERROR","error":{"code":"unknown_pause","message":"pause_id \"99\" is not in the pause catalog. Use one of the configured pause ids (0, 00, 5, 7)."}}`,
 		},
 		{
 			name:        "unpause",

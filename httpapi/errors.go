@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/contactcenter/agentd/agent"
 	"github.com/labstack/echo/v4"
@@ -124,7 +127,7 @@ func (s *Server) useCaseError(err error, call useCaseCall, requestID string) *ap
 	case codePauseMismatch:
 		e.msg, e.args = s.pauseMismatchMessage(call)
 	case codeUnknownPause:
-		e.msg, e.args = msgPauseNotInCatalog, []any{call.pauseID}
+		e.msg, e.args = s.unknownPauseMessage(call)
 	case codeAsteriskError:
 		e.msg, e.args = asteriskErrorMessage(err)
 	case codeAsteriskUnavailable:
@@ -148,6 +151,72 @@ func (s *Server) pauseMismatchMessage(call useCaseCall) (messageID, []any) {
 	}
 	current := st.Session.PauseID
 	return msgAgentInOtherPause, []any{call.agentID, current, call.pauseID, current}
+}
+
+// maxListedPauseIDs bounds the pause ids that an unknown_pause message
+// lists, so that a large catalog keeps the message short.
+const maxListedPauseIDs = 20
+
+// unknownPauseMessage lists the pause ids of the directory in force, so
+// the caller sees which ids it may send.
+func (s *Server) unknownPauseMessage(call useCaseCall) (messageID, []any) {
+	var ids []string
+	if dir := s.directory(); dir != nil {
+		for _, p := range dir.Pauses() {
+			ids = append(ids, p.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return msgPauseNotInCatalog, []any{call.pauseID}
+	}
+	return msgPauseNotInList, []any{call.pauseID, listPauseIDs(ids)}
+}
+
+// listPauseIDs sorts ids with comparePauseIDs and joins the first
+// maxListedPauseIDs of them, adding "..." when it leaves some out.
+func listPauseIDs(ids []string) string {
+	sorted := slices.Clone(ids)
+	slices.SortFunc(sorted, comparePauseIDs)
+	if len(sorted) <= maxListedPauseIDs {
+		return strings.Join(sorted, ", ")
+	}
+	return strings.Join(sorted[:maxListedPauseIDs], ", ") + ", ..."
+}
+
+// comparePauseIDs orders numeric ids by value, so 2 comes before 10, and
+// before the other ids, which sort as strings. Ids of equal value, such
+// as 0 and 00, sort as strings.
+func comparePauseIDs(a, b string) int {
+	aNumeric, bNumeric := isDigits(a), isDigits(b)
+	switch {
+	case aNumeric && bNumeric:
+		// Without leading zeros, the longer digit string is the larger
+		// number, and digit strings of equal length compare as strings.
+		x, y := strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
+		if c := cmp.Compare(len(x), len(y)); c != 0 {
+			return c
+		}
+		if c := strings.Compare(x, y); c != 0 {
+			return c
+		}
+	case aNumeric:
+		return -1
+	case bNumeric:
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // asteriskErrorMessage quotes the AMI action and Asterisk's own message.
@@ -212,7 +281,7 @@ func (s *Server) toAPIError(err error, c echo.Context) *apiError {
 		method, path := truncate(c.Request().Method, maxShownValue), truncate(c.Request().URL.Path, maxShownPath)
 		switch httpErr.Code {
 		case http.StatusNotFound:
-			return newAPIError(codeNotFound, msgNoEndpoint, path).withCause(err)
+			return s.notFoundError(method, path).withCause(err)
 		case http.StatusMethodNotAllowed:
 			return newAPIError(codeMethodNotAllowed, msgMethodRejected, method, path, s.allowedMethods(c)).withCause(err)
 		}

@@ -59,11 +59,15 @@ const (
 	msgAgentNotInDirectory     messageID = "agent_not_in_directory"
 	msgAgentMismatch           messageID = "agent_mismatch"
 	msgNoEndpoint              messageID = "no_endpoint"
+	msgNoRoute                 messageID = "no_route"
+	msgNoRouteListMounted      messageID = "no_route_list_mounted"
+	msgOriginRejected          messageID = "origin_rejected"
 	msgMethodRejected          messageID = "method_rejected"
 	msgAgentNotLoggedIn        messageID = "agent_not_logged_in"
 	msgAgentInOtherPause       messageID = "agent_in_other_pause"
 	msgAgentNotInPause         messageID = "agent_not_in_pause"
 	msgPauseNotInCatalog       messageID = "pause_not_in_catalog"
+	msgPauseNotInList          messageID = "pause_not_in_list"
 	msgAsteriskRejected        messageID = "asterisk_rejected"
 	msgAsteriskDisconnected    messageID = "asterisk_disconnected"
 	msgStoreFailed             messageID = "store_failed"
@@ -267,6 +271,18 @@ var catalog = map[messageID]translation{
 		en: "No endpoint at %s. Use POST on /api/v1/asterisk_login/, /api/v1/asterisk_logout/, /api/v1/asterisk_pause/ or /api/v1/asterisk_unpause/.",
 		es: "No hay ningún endpoint en %s. Use POST en /api/v1/asterisk_login/, /api/v1/asterisk_logout/, /api/v1/asterisk_pause/ o /api/v1/asterisk_unpause/.",
 	},
+	msgNoRoute: {
+		en: "No route for %s %s. The API routes are POST /api/v1/asterisk_login/, /api/v1/asterisk_logout/, /api/v1/asterisk_pause/ and /api/v1/asterisk_unpause/.",
+		es: "No hay ninguna ruta para %s %s. Las rutas de la API son POST /api/v1/asterisk_login/, /api/v1/asterisk_logout/, /api/v1/asterisk_pause/ y /api/v1/asterisk_unpause/.",
+	},
+	msgNoRouteListMounted: {
+		en: "No route for %s %s. The API routes are POST /api/v1/asterisk_login/, /api/v1/asterisk_logout/, /api/v1/asterisk_pause/ and /api/v1/asterisk_unpause/. The other routes are %s.",
+		es: "No hay ninguna ruta para %s %s. Las rutas de la API son POST /api/v1/asterisk_login/, /api/v1/asterisk_logout/, /api/v1/asterisk_pause/ y /api/v1/asterisk_unpause/. Las demás rutas son %s.",
+	},
+	msgOriginRejected: {
+		en: "Requests from pages at origin %q are rejected, because it is neither this server's own origin (%s) nor listed in http.cors.allowed_origins. If that page is a trusted webphone, ask the administrator to add its origin to http.cors.allowed_origins.",
+		es: "Se rechazan las solicitudes de páginas del origen %q, porque no es el origen propio de este servidor (%s) ni figura en http.cors.allowed_origins. Si esa página es un webphone de confianza, pida al administrador que agregue su origen a http.cors.allowed_origins.",
+	},
 	msgMethodRejected: {
 		en: "Method %s is not allowed on %s. Use %s.",
 		es: "El método %s no está permitido en %s. Use %s.",
@@ -286,6 +302,10 @@ var catalog = map[messageID]translation{
 	msgPauseNotInCatalog: {
 		en: "pause_id %q is not in the pause catalog. Use one of the configured pause ids.",
 		es: "pause_id %q no está en el catálogo de pausas. Use uno de los ids de pausa configurados.",
+	},
+	msgPauseNotInList: {
+		en: "pause_id %q is not in the pause catalog. Use one of the configured pause ids (%s).",
+		es: "pause_id %q no está en el catálogo de pausas. Use uno de los ids de pausa configurados (%s).",
 	},
 	msgAsteriskRejected: {
 		en: "Asterisk rejected %s: %s. Try again, and tell the administrator if it keeps failing.",

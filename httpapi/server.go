@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,18 +44,28 @@ type Config struct {
 	// RequestTimeout bounds each use case call. Zero means
 	// DefaultRequestTimeout.
 	RequestTimeout time.Duration
+	// AllowedOrigins lists the origins other than agentd's own, such as
+	// https://omnileads.example.com, whose pages may call the API. A
+	// request whose Origin header is neither gets 403 forbidden.
+	AllowedOrigins []string
 	Logger         *slog.Logger
 }
 
 // Server is the HTTP API. Its handler is an echo instance.
 type Server struct {
 	agents         Agents
+	directory      func() *agent.Directory
 	auth           *authenticator
+	origins        *originChecker
 	maxBodyBytes   int64
 	requestTimeout time.Duration
 	log            *slog.Logger
 	echo           *echo.Echo
 }
+
+// apiPrefix starts every API route. A 404 message for a path under it
+// lists the API routes, and for other paths the mounted routes too.
+const apiPrefix = "/api/"
 
 // API routes. Each is served with and without the trailing slash, because
 // echo's redirecting middleware would respond to a POST with a redirect
@@ -83,10 +95,16 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
+	origins, err := newOriginChecker(cfg.AllowedOrigins)
+	if err != nil {
+		return nil, err
+	}
 
 	s := &Server{
 		agents:         cfg.Service,
+		directory:      cfg.Directory,
 		auth:           auth,
+		origins:        origins,
 		maxBodyBytes:   orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
 		requestTimeout: orDefault(cfg.RequestTimeout, DefaultRequestTimeout),
 		log:            cfg.Logger,
@@ -136,10 +154,10 @@ func (s *Server) newEcho() *echo.Echo {
 // addRoute registers handler for POST on route with and without its
 // trailing slash. OPTIONS is registered too, because echo's router would
 // respond to it with 204. The API has no CORS preflight, so OPTIONS gets
-// 405.
+// 405 unless CORS middleware mounted through Echo handles it first.
 func (s *Server) addRoute(e *echo.Echo, route string, handler echo.HandlerFunc) {
 	for _, path := range []string{route, route[:len(route)-1]} {
-		e.POST(path, handler, s.authenticate)
+		e.POST(path, handler, s.checkOrigin, s.authenticate)
 		e.OPTIONS(path, s.rejectMethod)
 	}
 }
@@ -155,6 +173,39 @@ func isAPIRoute(path string) bool {
 		return true
 	}
 	return false
+}
+
+// notFoundError is the 404 of an unknown path. A path under /api/ is most
+// likely a misspelled API route, so the message lists the API routes. For
+// other paths, such as /healthz/, it lists the mounted routes as well.
+func (s *Server) notFoundError(method, path string) *apiError {
+	if strings.HasPrefix(path, apiPrefix) {
+		return newAPIError(codeNotFound, msgNoEndpoint, path)
+	}
+	mounted := s.mountedRoutes()
+	if len(mounted) == 0 {
+		return newAPIError(codeNotFound, msgNoRoute, method, path)
+	}
+	return newAPIError(codeNotFound, msgNoRouteListMounted, method, path, strings.Join(mounted, ", "))
+}
+
+// mountedRoutes returns "METHOD path" for each route added through Echo,
+// sorted by path and then method.
+func (s *Server) mountedRoutes() []string {
+	var routes []*echo.Route
+	for _, r := range s.echo.Routes() {
+		if r.Method != echo.RouteNotFound && !isAPIRoute(r.Path) {
+			routes = append(routes, r)
+		}
+	}
+	slices.SortFunc(routes, func(a, b *echo.Route) int {
+		return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Method, b.Method))
+	})
+	out := make([]string, 0, len(routes))
+	for _, r := range routes {
+		out = append(out, r.Method+" "+r.Path)
+	}
+	return out
 }
 
 func (s *Server) rejectMethod(c echo.Context) error {

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"mime/multipart"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -416,7 +419,7 @@ func TestUseCaseErrorMapping(t *testing.T) {
 	}{
 		{"unknown agent", fmt.Errorf("%w: %q", agent.ErrUnknownAgent, "1001"), http.StatusForbidden, "forbidden", `Agent "1001" is not in the agent directory`, ""},
 		{"not logged in", fmt.Errorf("pause agent: %w", agent.ErrNotLoggedIn), http.StatusConflict, "not_logged_in", `Agent "1001" is not logged in. Call asterisk_login first.`, ""},
-		{"unknown pause", fmt.Errorf("%w: %q", agent.ErrUnknownPause, "99"), http.StatusUnprocessableEntity, "unknown_pause", `pause_id "99" is not in the pause catalog. Use one of the configured pause ids.`, ""},
+		{"unknown pause", fmt.Errorf("%w: %q", agent.ErrUnknownPause, "99"), http.StatusUnprocessableEntity, "unknown_pause", `pause_id "99" is not in the pause catalog. Use one of the configured pause ids (0, 00, 5, 7).`, ""},
 		{"pause mismatch", fmt.Errorf("unpause: %w", agent.ErrPauseMismatch), http.StatusConflict, "pause_mismatch", `Agent "1001" is not in pause "99"`, ""},
 		{"asterisk error", fmt.Errorf("pause: %w", &agent.AsteriskError{Action: "QueuePause", Message: "Interface not found"}), http.StatusBadGateway, "asterisk_error", "Asterisk rejected QueuePause: Interface not found.", ""},
 		{"asterisk unavailable", fmt.Errorf("pause: %w", agent.ErrAsteriskUnavailable), http.StatusServiceUnavailable, "asterisk_unavailable", "agentd has no connection to Asterisk. Try again in 5 seconds.", "5"},
@@ -540,8 +543,8 @@ func TestLanguageOfMessages(t *testing.T) {
 		content string
 		message string
 	}{
-		{"", "en", `pause_id "99" is not in the pause catalog. Use one of the configured pause ids.`},
-		{"es", "es-419", `pause_id "99" no está en el catálogo de pausas. Use uno de los ids de pausa configurados.`},
+		{"", "en", `pause_id "99" is not in the pause catalog. Use one of the configured pause ids (0, 00, 5, 7).`},
+		{"es", "es-419", `pause_id "99" no está en el catálogo de pausas. Use uno de los ids de pausa configurados (0, 00, 5, 7).`},
 		{"es-AR,es;q=0.9,en;q=0.8", "es-419", `pause_id "99" no está en el catálogo de pausas.`},
 		{"en-US,es;q=0.5", "en", `pause_id "99" is not in the pause catalog.`},
 		{"fr-FR, es;q=0.3", "es-419", `no está en el catálogo`},
@@ -761,4 +764,95 @@ func TestHashPassword(t *testing.T) {
 	require.ErrorContains(t, err, "password is empty")
 	_, err = HashPassword(strings.Repeat("x", 73))
 	require.ErrorContains(t, err, "longer than 72 bytes")
+}
+
+func TestUnknownPauseListsPauseIDs(t *testing.T) {
+	hash, _ := passwordHashes(t)
+	yaml := "agents:\n  - {id: \"1001\", name: Ana Diaz, interface: PJSIP/1001, password_hash: \"" + hash + "\"}\npauses:\n"
+	for id := 25; id >= 1; id-- {
+		yaml += fmt.Sprintf("  - {id: %q, name: Pause %d}\n", strconv.Itoa(id), id)
+	}
+	large, err := agent.ParseDirectory("large.yaml", []byte(yaml))
+	require.NoError(t, err)
+	small := testDirectory(t)
+	var inForce atomic.Pointer[agent.Directory]
+	inForce.Store(small)
+	s, fake, _ := testServer(t, func(c *Config) { c.Directory = inForce.Load })
+	fake.err = fmt.Errorf("%w: %q", agent.ErrUnknownPause, "99")
+	pause := func(language string) string {
+		rec := serve(s, request{path: "/api/v1/asterisk_pause/", contentType: "application/json", body: `{"pause_id":"99"}`,
+			auth: basic("1001", password1001), language: language})
+		require.Equal(t, http.StatusUnprocessableEntity, rec.Code)
+		return decodeError(t, rec).Error.Message
+	}
+
+	assert.Equal(t, `pause_id "99" is not in the pause catalog. Use one of the configured pause ids (0, 00, 5, 7).`, pause(""))
+
+	inForce.Store(large)
+	assert.Equal(t, `pause_id "99" is not in the pause catalog. Use one of the configured pause ids `+
+		`(0, 00, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, ...).`, pause(""))
+	assert.Equal(t, `pause_id "99" no está en el catálogo de pausas. Use uno de los ids de pausa configurados `+
+		`(0, 00, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, ...).`, pause("es"))
+}
+
+func TestUnknownPauseWithoutDirectory(t *testing.T) {
+	s, _, _ := testServer(t, func(c *Config) { c.Directory = func() *agent.Directory { return nil } })
+	e := s.useCaseError(fmt.Errorf("%w: %q", agent.ErrUnknownPause, "99"), useCaseCall{agentID: "1001", pauseID: "99"}, "id")
+
+	assert.Equal(t, msgPauseNotInCatalog, e.msg)
+	assert.Equal(t, []any{"99"}, e.args)
+}
+
+func TestComparePauseIDs(t *testing.T) {
+	ids := []string{"b", "10", "2", "00", "A", "0", "a", "1", "010", "x_1"}
+	slices.SortFunc(ids, comparePauseIDs)
+
+	assert.Equal(t, []string{"0", "00", "1", "2", "010", "10", "A", "a", "b", "x_1"}, ids)
+}
+
+func TestNotFoundMessages(t *testing.T) {
+	apiRoutes := "POST /api/v1/asterisk_login/, /api/v1/asterisk_logout/, /api/v1/asterisk_pause/ and /api/v1/asterisk_unpause/"
+	tests := []struct {
+		name     string
+		method   string
+		path     string
+		mount    bool
+		language string
+		want     string
+	}{
+		{
+			name: "health path with slash", method: http.MethodGet, path: "/healthz/", mount: true,
+			want: "No route for GET /healthz/. The API routes are " + apiRoutes + ". The other routes are GET /healthz, GET /metrics, GET /readyz.",
+		},
+		{
+			name: "unknown path without mounted routes", method: http.MethodPost, path: "/login",
+			want: "No route for POST /login. The API routes are " + apiRoutes + ".",
+		},
+		{
+			name: "in Spanish", method: http.MethodGet, path: "/status", mount: true, language: "es",
+			want: "No hay ninguna ruta para GET /status. Las rutas de la API son POST /api/v1/asterisk_login/, /api/v1/asterisk_logout/, " +
+				"/api/v1/asterisk_pause/ y /api/v1/asterisk_unpause/. Las demás rutas son GET /healthz, GET /metrics, GET /readyz.",
+		},
+		{
+			name: "path under /api/", method: http.MethodPost, path: "/api/v1/asterisk_logn/", mount: true,
+			want: "No endpoint at /api/v1/asterisk_logn/. Use POST on /api/v1/asterisk_login/, /api/v1/asterisk_logout/, /api/v1/asterisk_pause/ or /api/v1/asterisk_unpause/.",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, _ := testServer(t)
+			if tt.mount {
+				ok := func(c echo.Context) error { return c.NoContent(http.StatusOK) }
+				s.Echo().GET("/readyz", ok)
+				s.Echo().GET("/healthz", ok)
+				s.Echo().GET("/metrics", ok)
+			}
+			rec := serve(s, request{method: tt.method, path: tt.path, language: tt.language})
+
+			require.Equal(t, http.StatusNotFound, rec.Code)
+			e := decodeError(t, rec)
+			assert.Equal(t, "not_found", e.Error.Code)
+			assert.Equal(t, tt.want, e.Error.Message)
+		})
+	}
 }
