@@ -122,7 +122,7 @@ func (s *Service) adoptPause(ctx context.Context, agentID string, paused bool, r
 	var undo undoStack
 	err = s.pauseMember(ctx, prev.Interface, len(prev.Members), paused, pauseID, true)
 	next := prev
-	next.Since = s.now()
+	next.Since = s.stamp()
 	next.State, next.PauseID = StateReady, ""
 	typ := EventUnpaused
 	var p *Pause
@@ -167,6 +167,11 @@ func (s *Service) applyMemberPolicy(ctx context.Context, agentID string, m Membe
 	case MemberAdopt:
 		s.adoptMember(ctx, sl, a, prev, m, added, log)
 	default:
+		if !sl.allowRestore(m.Queue, s.now()) {
+			log.Error("member keeps changing outside agentd; not restoring it for a while. Is another agentd or a script managing this Asterisk?",
+				"restores", maxRestores, "window", restoreWindow)
+			return
+		}
 		if err := s.restoreMember(ctx, prev, m, added); err != nil {
 			log.Error("restoring the member failed; the next reconciliation retries", "err", err)
 			return
@@ -289,15 +294,24 @@ func (s *Service) updateEndpoint(ctx context.Context, agentID string, online boo
 	if online {
 		s.stopLogoutTimer(sl)
 	}
-	if !prev.LoggedIn() || prev.Unavailable == !online {
+	if !prev.LoggedIn() {
+		return
+	}
+	if prev.Unavailable == !online {
+		// Already stored as unavailable, e.g. before a restart of agentd:
+		// the logout timer lives in memory only, so it starts again for
+		// the rest of the grace period.
+		if !online {
+			s.resumeLogoutTimer(sl, agentID, prev.UnavailableSince)
+		}
 		return
 	}
 	next := prev
 	next.Unavailable = !online
 	next.UnavailableSince = time.Time{}
 	if !online {
-		next.UnavailableSince = s.now()
-		s.startLogoutTimer(sl, agentID)
+		next.UnavailableSince = s.stamp()
+		s.startLogoutTimer(sl, agentID, s.outside.unavailableLogout)
 	}
 	s.applyAvailability(ctx, sl, a, prev, next, EventAvailabilityChanged)
 }
@@ -315,9 +329,10 @@ func (s *Service) applyAvailability(ctx context.Context, sl *slot, a Agent, prev
 	}
 }
 
-func (s *Service) startLogoutTimer(sl *slot, agentID string) {
-	grace := s.outside.unavailableLogout
-	if grace <= 0 {
+// startLogoutTimer logs the agent out after delay, replacing a running
+// timer. It does nothing when UnavailableLogout is not set.
+func (s *Service) startLogoutTimer(sl *slot, agentID string, delay time.Duration) {
+	if s.outside.unavailableLogout <= 0 {
 		return
 	}
 	sl.eventsMu.Lock()
@@ -325,9 +340,33 @@ func (s *Service) startLogoutTimer(sl *slot, agentID string) {
 	if sl.logoutTimer != nil {
 		sl.logoutTimer.Stop()
 	}
-	sl.logoutTimer = time.AfterFunc(grace, func() {
+	var timer *time.Timer
+	timer = time.AfterFunc(max(delay, 0), func() {
+		sl.eventsMu.Lock()
+		if sl.logoutTimer == timer {
+			sl.logoutTimer = nil
+		}
+		sl.eventsMu.Unlock()
 		s.enqueue(agentID, func(ctx context.Context) { s.logoutUnavailable(ctx, agentID) })
 	})
+	sl.logoutTimer = timer
+}
+
+// resumeLogoutTimer starts the logout timer of an agent unavailable since
+// since, for what remains of the grace period, unless a timer runs. A zero
+// since starts the whole period.
+func (s *Service) resumeLogoutTimer(sl *slot, agentID string, since time.Time) {
+	sl.eventsMu.Lock()
+	running := sl.logoutTimer != nil
+	sl.eventsMu.Unlock()
+	if running {
+		return
+	}
+	delay := s.outside.unavailableLogout
+	if !since.IsZero() {
+		delay -= s.now().Sub(since)
+	}
+	s.startLogoutTimer(sl, agentID, delay)
 }
 
 func (s *Service) stopLogoutTimer(sl *slot) {
@@ -387,4 +426,28 @@ func (s *Service) replaceCalls(ctx context.Context, agentID string, calls map[st
 		return
 	}
 	s.applyAvailability(ctx, sl, a, prev, next, EventCallStateChanged)
+}
+
+// Restores of one member in restoreWindow beyond which agentd stops
+// restoring it until the window passes: two systems that each restore
+// their own view would otherwise undo each other without end.
+const (
+	maxRestores   = 3
+	restoreWindow = time.Minute
+)
+
+// allowRestore records a restore of the agent's member of queue at now and
+// reports whether it is within maxRestores per restoreWindow. The caller
+// holds the agent's lock.
+func (sl *slot) allowRestore(queue string, now time.Time) bool {
+	if sl.restores == nil {
+		sl.restores = map[string][]time.Time{}
+	}
+	recent := slices.DeleteFunc(sl.restores[queue], func(t time.Time) bool { return now.Sub(t) >= restoreWindow })
+	if len(recent) >= maxRestores {
+		sl.restores[queue] = recent
+		return false
+	}
+	sl.restores[queue] = append(recent, now)
+	return true
 }

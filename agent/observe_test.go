@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -327,4 +328,26 @@ func TestEndpointBackCancelsLogout(t *testing.T) {
 
 	time.Sleep(300 * time.Millisecond)
 	assert.Empty(t, f.store.Changes(), "no logout after the endpoint came back")
+}
+
+func TestRestoreStopsWhenMemberKeepsChanging(t *testing.T) {
+	f := newObserveFixture(t, agent.MemberRestore, 0)
+	_, err := f.svc.Login(t.Context(), "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	f.reset()
+
+	// Another system removes the member each time agentd restores it.
+	for range 5 {
+		f.queues.RemoveExternal("support", "PJSIP/1001")
+		f.svc.ObserveMember(agent.Member{Queue: "support", Interface: "PJSIP/1001"}, false)
+		settle(f)
+	}
+
+	var adds int
+	for _, c := range f.queues.Calls() {
+		if strings.HasPrefix(c, "QueueAdd support") {
+			adds++
+		}
+	}
+	assert.Equal(t, 3, adds, "restores stop after three within a minute")
 }

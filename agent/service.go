@@ -97,6 +97,11 @@ type Config struct {
 	// UnavailableLogout, when positive, logs out an agent whose endpoint
 	// stayed offline that long. Zero keeps the agent logged in.
 	UnavailableLogout time.Duration
+	// RestoreRequired makes the use cases fail with ErrStoreUnavailable
+	// until Restore succeeded, so nothing is applied over sessions not yet
+	// read from the store. The daemon sets it; tests that start from no
+	// sessions leave it off.
+	RestoreRequired bool
 }
 
 // Service runs the agent use cases. Requests for one agent are applied one
@@ -111,6 +116,9 @@ type Service struct {
 	now       func() time.Time
 	echoes    *echoes
 	outside   outsideConfig
+
+	// restored is set once the stored sessions are loaded.
+	restored atomic.Bool
 
 	// bg runs the handlers of Asterisk events until Close.
 	bg       sync.WaitGroup
@@ -145,6 +153,9 @@ type slot struct {
 	calls map[string]CallState
 	// logoutTimer logs the agent out after its endpoint stayed offline.
 	logoutTimer *time.Timer
+	// restores holds the recent restores of each queue's member, to stop
+	// a restore loop with another system; guarded by lock.
+	restores map[string][]time.Time
 }
 
 // NewService returns a Service with no sessions; call Restore to load them.
@@ -180,7 +191,14 @@ func NewService(cfg Config) (*Service, error) {
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.directory.Store(cfg.Directory)
+	s.restored.Store(!cfg.RestoreRequired)
 	return s, nil
+}
+
+// Restored reports whether the stored sessions are loaded, so requests and
+// reconciliation can act.
+func (s *Service) Restored() bool {
+	return s.restored.Load()
 }
 
 // Close stops the handling of Asterisk events and waits for handlers in
@@ -204,13 +222,50 @@ func (s *Service) Directory() *Directory {
 	return s.directory.Load()
 }
 
-// SetDirectory replaces the directory, for a reload. Sessions are kept, and
-// agents still in the directory act on their recorded members.
-// NOTE: an agent removed from the directory while logged in keeps its
-// members in Asterisk: it can no longer log out, and reconciliation skips
-// it. Log such agents out before removing them.
+// SetDirectory replaces the directory. Sessions are kept; use Reload to
+// also log out agents that the new directory no longer lists.
 func (s *Service) SetDirectory(d *Directory) {
 	s.directory.Store(d)
+}
+
+// Reload replaces the directory and logs out every logged-in agent that it
+// no longer lists, with source reconcile, so a removed agent does not stay
+// a member of its queues where nobody could log it out. It returns the ids
+// logged out and the errors of those that failed; a failed one is still
+// logged in and is tried again at the next reload.
+func (s *Service) Reload(ctx context.Context, d *Directory) ([]string, error) {
+	old := s.Directory()
+	s.directory.Store(d)
+
+	var removed []string
+	var errs []error
+	for _, sess := range s.Sessions() {
+		if _, still := d.Agent(sess.AgentID); still || !sess.LoggedIn() {
+			continue
+		}
+		a, ok := old.Agent(sess.AgentID)
+		if !ok {
+			continue // removed at an earlier reload whose logout failed; keep its recorded members
+		}
+		if err := s.logoutRemoved(ctx, a); err != nil {
+			errs = append(errs, fmt.Errorf("log out agent %q removed from the directory: %w", a.ID, err))
+			continue
+		}
+		removed = append(removed, a.ID)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// logoutRemoved logs out an agent that is no longer in the directory,
+// using its last directory entry.
+func (s *Service) logoutRemoved(ctx context.Context, a Agent) error {
+	sl, err := s.lockSlot(ctx, a.ID)
+	if err != nil {
+		return err
+	}
+	defer sl.lock.Unlock()
+	_, err = s.logoutLocked(ctx, a, sl, SourceReconcile)
+	return err
 }
 
 // Restore loads the stored sessions into memory. It is called once at
@@ -221,9 +276,9 @@ func (s *Service) Restore(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("restore sessions: %w", err)
 	}
 	for _, sess := range sessions {
-		sess := sess
 		s.slot(sess.AgentID).session.Store(&sess)
 	}
+	s.restored.Store(true)
 	return len(sessions), nil
 }
 
@@ -246,6 +301,9 @@ func (s *Service) Status(agentID string) (Status, error) {
 	a, ok := s.Directory().Agent(agentID)
 	if !ok {
 		return Status{}, fmt.Errorf("%w: %q", ErrUnknownAgent, agentID)
+	}
+	if !s.restored.Load() {
+		return Status{}, errNotRestored
 	}
 	return s.status(a, s.current(agentID)), nil
 }
@@ -285,17 +343,29 @@ func (s *Service) current(agentID string) Session {
 	return Session{AgentID: agentID, State: StateOffline}
 }
 
+// errNotRestored is returned while the stored sessions are not loaded.
+var errNotRestored = fmt.Errorf("%w: the stored sessions are not loaded yet, because NATS has not answered since agentd started", ErrStoreUnavailable)
+
 // lockAgent looks the agent up and takes its lock in arrival order.
 func (s *Service) lockAgent(ctx context.Context, agentID string) (Agent, *slot, error) {
 	a, ok := s.Directory().Agent(agentID)
 	if !ok {
 		return Agent{}, nil, fmt.Errorf("%w: %q", ErrUnknownAgent, agentID)
 	}
+	sl, err := s.lockSlot(ctx, agentID)
+	return a, sl, err
+}
+
+// lockSlot takes the agent's lock in arrival order.
+func (s *Service) lockSlot(ctx context.Context, agentID string) (*slot, error) {
+	if !s.restored.Load() {
+		return nil, errNotRestored
+	}
 	sl := s.slot(agentID)
 	if err := sl.lock.Lock(ctx); err != nil {
-		return Agent{}, nil, fmt.Errorf("wait for agent %q: %w", agentID, err)
+		return nil, fmt.Errorf("wait for agent %q: %w", agentID, err)
 	}
-	return a, sl, nil
+	return sl, nil
 }
 
 // Pending returns how many requests for the agent are running or waiting

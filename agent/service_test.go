@@ -517,3 +517,56 @@ func TestLockWaitHonoursContext(t *testing.T) {
 	assert.Equal(t, agent.CodeTimeout, agent.ErrorCode(err))
 	close(release)
 }
+
+func TestReloadLogsOutRemovedAgents(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	for _, id := range []string{"1001", "1002"} {
+		_, err := f.svc.Login(ctx, id, agent.SourceAPI)
+		require.NoError(t, err)
+	}
+	_, err := f.svc.Pause(ctx, "1002", "5", agent.SourceAPI)
+	require.NoError(t, err)
+	f.reset()
+	dir, err := agent.ParseDirectory("directory.yaml", []byte(`
+agents:
+  - {id: "1001", name: Ana Perez, interface: PJSIP/1001, queues: [{name: sales, penalty: 1}, {name: support}]}
+`))
+	require.NoError(t, err)
+
+	removed, err := f.svc.Reload(ctx, dir)
+	require.NoError(t, err)
+
+	assert.Equal(t, []string{"1002"}, removed)
+	assert.Equal(t, []string{
+		"QueuePause PJSIP/1002 paused=false reason=5",
+		"QueueRemove sales PJSIP/1002",
+	}, f.queues.Calls())
+	changes := f.store.Changes()
+	require.Len(t, changes, 1)
+	assert.Equal(t, agent.EventLoggedOut, changes[0].Type)
+	assert.Equal(t, agent.SourceReconcile, changes[0].Source)
+	assert.Len(t, f.queues.QueueMembers("sales"), 1, "agent 1001 stays")
+}
+
+func TestRequestsWaitForRestore(t *testing.T) {
+	dir, err := agent.ParseDirectory("directory.yaml", []byte(testDirectory))
+	require.NoError(t, err)
+	store := agenttest.NewStore()
+	queues := agenttest.NewQueues("sales", "support")
+	svc, err := agent.NewService(agent.Config{Directory: dir, Queues: queues, DeviceStates: agenttest.NewDeviceStates(), Store: store, RestoreRequired: true})
+	require.NoError(t, err)
+
+	_, err = svc.Login(t.Context(), "1001", agent.SourceAPI)
+	require.ErrorIs(t, err, agent.ErrStoreUnavailable)
+	assert.Equal(t, agent.CodeStoreUnavailable, agent.ErrorCode(err))
+	_, err = svc.Status("1001")
+	require.ErrorIs(t, err, agent.ErrStoreUnavailable)
+	assert.Empty(t, queues.Calls(), "nothing is sent before the sessions are loaded")
+	assert.False(t, svc.Restored())
+
+	_, err = svc.Restore(t.Context())
+	require.NoError(t, err)
+	_, err = svc.Login(t.Context(), "1001", agent.SourceAPI)
+	require.NoError(t, err)
+}

@@ -49,7 +49,7 @@ func (s *Service) Login(ctx context.Context, agentID string, src Source) (Result
 	next.Interface = a.Interface
 	next.Members = members
 	if prev.State != StateReady {
-		next.Since = s.now()
+		next.Since = s.stamp()
 	}
 	if sessionEqual(prev, next) {
 		return Result{Status: s.status(a, prev), Warnings: warnings}, nil
@@ -67,7 +67,12 @@ func (s *Service) Logout(ctx context.Context, agentID string, src Source) (Resul
 		return Result{}, err
 	}
 	defer sl.lock.Unlock()
-	prev := s.current(agentID)
+	return s.logoutLocked(ctx, a, sl, src)
+}
+
+// logoutLocked is Logout for a caller that holds the agent's lock.
+func (s *Service) logoutLocked(ctx context.Context, a Agent, sl *slot, src Source) (Result, error) {
+	prev := s.current(a.ID)
 	if !prev.LoggedIn() {
 		return Result{Status: s.status(a, prev)}, nil
 	}
@@ -75,7 +80,7 @@ func (s *Service) Logout(ctx context.Context, agentID string, src Source) (Resul
 	var undo undoStack
 	// Unpausing first closes the pause in queue_log before REMOVEMEMBER, so
 	// reports see the pause end; an interface in no queue is not an error.
-	err = s.pauseMember(ctx, prev.Interface, len(prev.Members), false, prev.PauseID, true)
+	err := s.pauseMember(ctx, prev.Interface, len(prev.Members), false, prev.PauseID, true)
 	if err == nil && prev.Paused() {
 		undo.push("re-pause "+prev.Interface, func(ctx context.Context) error {
 			return s.sendPause(ctx, prev.Interface, len(prev.Members), true, prev.PauseID)
@@ -89,10 +94,10 @@ func (s *Service) Logout(ctx context.Context, agentID string, src Source) (Resul
 	}
 	if err != nil {
 		undo.run(ctx, s.log)
-		return Result{}, fmt.Errorf("logout agent %q: %w", agentID, err)
+		return Result{}, fmt.Errorf("logout agent %q: %w", a.ID, err)
 	}
 
-	next := Session{AgentID: agentID, State: StateOffline, Since: s.now(), Revision: prev.Revision}
+	next := Session{AgentID: a.ID, State: StateOffline, Since: s.stamp(), Revision: prev.Revision}
 	st, err := s.commit(ctx, sl, a, EventLoggedOut, nil, prev, next, src, &undo)
 	return Result{Status: st}, err
 }
@@ -134,7 +139,7 @@ func (s *Service) Pause(ctx context.Context, agentID, pauseID string, src Source
 	next := prev
 	next.State = StatePaused
 	next.PauseID = pauseID
-	next.Since = s.now()
+	next.Since = s.stamp()
 	st, err := s.commit(ctx, sl, a, EventPaused, &p, prev, next, src, &undo)
 	return Result{Status: st}, err
 }
@@ -181,7 +186,7 @@ func (s *Service) Unpause(ctx context.Context, agentID, pauseID string, src Sour
 	next := prev
 	next.State = StateReady
 	next.PauseID = ""
-	next.Since = s.now()
+	next.Since = s.stamp()
 	st, err := s.commit(ctx, sl, a, EventUnpaused, nil, prev, next, src, &undo)
 	return Result{Status: st}, err
 }
@@ -195,7 +200,7 @@ func (s *Service) commit(ctx context.Context, sl *slot, a Agent, typ EventType, 
 		pause := s.Directory().PauseOrUnknown(next.PauseID)
 		p = &pause
 	}
-	change := Change{Type: typ, Agent: a, Pause: p, Previous: prev, Session: next, Source: src, OccurredAt: s.now()}
+	change := Change{Type: typ, Agent: a, Pause: p, Previous: prev, Session: next, Source: src, OccurredAt: s.stamp()}
 	if err := s.store.Commit(ctx, change); err != nil {
 		undo.run(ctx, s.log)
 		if !errors.Is(err, ErrStoreUnavailable) {
@@ -398,4 +403,10 @@ func (u *undoStack) run(ctx context.Context, log *slog.Logger) {
 		}
 	}
 	u.steps = nil
+}
+
+// stamp returns the current time in UTC to the millisecond, the precision
+// of the API, the events and the stored sessions.
+func (s *Service) stamp() time.Time {
+	return s.now().UTC().Truncate(time.Millisecond)
 }

@@ -16,6 +16,10 @@ const (
 	reconcileRetryMax = 30 * time.Second
 )
 
+// pollInterval is how often a reconciliation or an ARI resync that is due
+// checks whether the sessions are restored and AMI is connected.
+const pollInterval = 20 * time.Millisecond
+
 // onAMIEvent routes the AMI events agentd follows. It runs on the AMI
 // client's dispatch goroutine, so it only hands work over.
 func (d *Daemon) onAMIEvent(msg ami.Message) {
@@ -68,17 +72,27 @@ func (d *Daemon) runReconciler(ctx context.Context) {
 			delay = reconcileRetryMin
 		case <-retry.C:
 		}
-		if !d.ami.Connected() {
-			continue // the next FullyBooted triggers a run
+		if !d.service.Restored() || !d.ami.Connected() {
+			// A run that is due waits for the stored sessions and for AMI.
+			// Asterisk sends FullyBooted right after the AMI login, and the
+			// AMI client can dispatch it before it records the connection
+			// as up, and at start before the sessions are restored. Dropping
+			// the run would leave Asterisk unrepaired until the next trigger.
+			retry.Reset(pollInterval)
+			continue
 		}
 		start := time.Now()
 		report, err := d.service.Reconcile(ctx)
+		d.metrics.reconcileChanged.Add(float64(len(report.Changed)))
 		switch {
 		case err != nil:
+			d.metrics.reconcileRuns.WithLabelValues("failed").Inc()
 			d.log.Error("reconciliation failed; retrying", "err", err, "retry_in", delay)
 		case len(report.Failed) > 0:
+			d.metrics.reconcileRuns.WithLabelValues("incomplete").Inc()
 			d.log.Warn("reconciliation incomplete; retrying", "checked", report.Checked, "changed", len(report.Changed), "failed", report.Failed, "retry_in", delay)
 		default:
+			d.metrics.reconcileRuns.WithLabelValues("ok").Inc()
 			d.log.Info("reconciliation done", "checked", report.Checked, "changed", len(report.Changed), "duration", time.Since(start))
 			continue
 		}
@@ -87,15 +101,23 @@ func (d *Daemon) runReconciler(ctx context.Context) {
 	}
 }
 
+// ariEventPeerStatusChange is the ARI event of a SIP peer whose contacts
+// became reachable or unreachable. Asterisk 22.10.1 sends it, and
+// ContactStatusChange, to an application subscribed to every endpoint
+// ("endpoint:"), but not EndpointStateChange, which only a subscription to
+// one endpoint receives. Its "endpoint" field has the endpoint's new state.
+const ariEventPeerStatusChange = "PeerStatusChange"
+
 // ariSources are the event sources agentd subscribes its ARI application
 // to: every channel (call state of agents) and every endpoint (phones
 // going offline). Asterisk does not restore them after a reconnect.
 var ariSources = []string{"channel:", "endpoint:"}
 
-// onARIConnect runs after each ARI websocket (re)connect: it subscribes
-// the event sources, records the Asterisk entity id written in events,
-// reconciles when Asterisk restarted, and resyncs the calls in progress,
-// because events sent while disconnected are lost.
+// onARIConnect runs after each ARI websocket (re)connect. It subscribes
+// the event sources, records the Asterisk entity id written in events and
+// reconciles when Asterisk restarted. It then resyncs the calls in
+// progress and the endpoint states, because events sent while
+// disconnected are lost.
 func (d *Daemon) onARIConnect(ctx context.Context) error {
 	if _, err := d.ari.Subscribe(ctx, d.cfg.ARI.Application, ariSources...); err != nil {
 		return err
@@ -109,12 +131,47 @@ func (d *Daemon) onARIConnect(ctx context.Context) error {
 		d.log.Info("ARI connected to a new Asterisk process", "asterisk_entity_id", info.System.EntityID, "startup_time", info.Status.StartupTime)
 		d.triggerReconcile()
 	}
+	// The calls and endpoints apply to the stored sessions, which at
+	// start may not be restored yet.
+	if err := d.waitRestored(ctx); err != nil {
+		return err
+	}
 	channels, err := d.ari.Channels(ctx)
 	if err != nil {
 		return err
 	}
 	d.syncCalls(channels)
+	endpoints, err := d.ari.Endpoints(ctx)
+	if err != nil {
+		return err
+	}
+	d.syncEndpoints(endpoints)
 	return nil
+}
+
+// waitRestored returns once the stored sessions are restored, or with the
+// error of ctx.
+func (d *Daemon) waitRestored(ctx context.Context) error {
+	for !d.service.Restored() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pollInterval):
+		}
+	}
+	return nil
+}
+
+// syncEndpoints reports the state of every endpoint, so an agent whose
+// phone went offline or came back while no websocket was open is marked
+// as it is now. Agents whose state matches are left as they are.
+func (d *Daemon) syncEndpoints(endpoints []ari.Endpoint) {
+	for _, ep := range endpoints {
+		switch ep.State {
+		case "online", "offline":
+			d.service.ObserveEndpoint(ep.Technology+"/"+ep.Resource, ep.State == "online")
+		}
+	}
 }
 
 // syncCalls reports the state of the agents' live channels.
@@ -152,10 +209,11 @@ func (d *Daemon) onARIEvent(ev ari.Event) {
 		if a, ok := d.service.AgentForChannel(p.Channel.Name); ok {
 			d.service.ObserveCall(a.ID, p.Channel.ID, agent.CallNone)
 		}
-	case ari.EventEndpointStateChange:
+	case ari.EventEndpointStateChange, ariEventPeerStatusChange:
+		// Both carry the endpoint with its state in "endpoint".
 		var p ari.EndpointStateChange
 		if err := ev.Decode(&p); err != nil {
-			d.log.Warn("invalid ARI endpoint event", "err", err)
+			d.log.Warn("invalid ARI endpoint event", "event", ev.Type, "err", err)
 			return
 		}
 		switch p.Endpoint.State {

@@ -29,6 +29,10 @@ import (
 	"github.com/contactcenter/agentd/httpapi"
 )
 
+// restoreWait is how long start waits for the stored sessions before
+// serving without them.
+const restoreWait = 3 * time.Second
+
 // Options are what Run needs from main.
 type Options struct {
 	ConfigPath string
@@ -61,6 +65,8 @@ type Daemon struct {
 	loops   sync.WaitGroup
 
 	reconcileNow chan struct{}
+	fatal        chan error   // a connection loop that ended for good
+	stopping     atomic.Bool  // set when Stop begins
 	lastStartup  atomic.Int64 // Asterisk startup time seen by ARI, Unix ns
 	stopOnce     sync.Once
 	stopErr      error
@@ -79,6 +85,10 @@ func Run(ctx context.Context, opts Options) error {
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.ShutdownTimeout)
 			defer cancel()
 			return d.Stop(stopCtx)
+		case err := <-d.fatal:
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.ShutdownTimeout)
+			defer cancel()
+			return errors.Join(err, d.Stop(stopCtx))
 		case _, ok := <-opts.Reload:
 			if !ok {
 				opts.Reload = nil // a closed channel would reload in a loop
@@ -94,7 +104,8 @@ func Run(ctx context.Context, opts Options) error {
 // Start builds every part and starts serving. On error, what was already
 // started is stopped again.
 func Start(ctx context.Context, opts Options) (*Daemon, error) {
-	d := &Daemon{cfg: opts.Config, path: opts.ConfigPath, log: opts.Logger, lvl: opts.Level, reconcileNow: make(chan struct{}, 1)}
+	d := &Daemon{cfg: opts.Config, path: opts.ConfigPath, log: opts.Logger, lvl: opts.Level,
+		reconcileNow: make(chan struct{}, 1), fatal: make(chan error, 1)}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -135,15 +146,11 @@ func (d *Daemon) start(ctx context.Context) error {
 		ExternalPauseID:   d.cfg.Reconcile.ExternalPauseID,
 		MemberPolicy:      agent.MemberPolicy(d.cfg.Reconcile.MemberPolicy),
 		UnavailableLogout: d.cfg.Reconcile.UnavailableLogout,
+		RestoreRequired:   true,
 	})
 	if err != nil {
 		return err
 	}
-	n, err := d.service.Restore(ctx)
-	if err != nil {
-		return err
-	}
-	d.log.Info("sessions restored", "sessions", n, "agents", dir.Len())
 	d.metrics.registry.MustRegister(newStateCollector(d))
 	// The connection loops start once the service exists, because their
 	// events and the reconciliation after connecting need it.
@@ -156,6 +163,17 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	if err := d.startAGI(runCtx); err != nil {
 		return err
+	}
+	// An embedded or reachable NATS answers at once; an unreachable one is
+	// waited for in the background while HTTP and FastAGI serve.
+	quick, cancelQuick := context.WithTimeout(ctx, restoreWait)
+	n, err := d.service.Restore(quick)
+	cancelQuick()
+	if err == nil {
+		d.log.Info("sessions restored", "sessions", n, "agents", dir.Len())
+	} else {
+		d.log.Warn("sessions not restored yet; requests answer store_unavailable until NATS answers", "err", err)
+		d.loops.Go(func() { d.restore(runCtx) })
 	}
 	d.notifyReady(runCtx)
 	d.log.Info("agentd started", "version", Version(), "http", d.httpLn.Addr().String(), "agi", d.agiAddr(),
@@ -200,13 +218,37 @@ func (d *Daemon) newAsterisk() error {
 	return err
 }
 
-// goLoop runs a connection loop until the daemon stops.
+// goLoop runs a connection loop until the daemon stops. A loop that ends
+// by itself cannot recover, such as on a configuration Asterisk's client
+// rejects, so it stops the daemon instead of leaving it half alive.
 func (d *Daemon) goLoop(name string, run func() error) {
 	d.loops.Go(func() {
-		if err := run(); err != nil && !errors.Is(err, context.Canceled) {
-			d.log.Error("connection loop ended", "loop", name, "err", err)
+		err := run()
+		if err == nil || errors.Is(err, context.Canceled) || d.stopping.Load() {
+			return
+		}
+		d.log.Error("connection loop ended; stopping agentd", "loop", name, "err", err)
+		select {
+		case d.fatal <- fmt.Errorf("%s: %w", name, err):
+		default:
 		}
 	})
+}
+
+// restore loads the stored sessions, waiting for NATS as long as it takes.
+// Requests fail with store_unavailable until then, while HTTP and FastAGI
+// already serve and /readyz tells why.
+func (d *Daemon) restore(ctx context.Context) {
+	start := time.Now()
+	n, err := d.service.Restore(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Error("restoring sessions failed; requests fail until agentd restarts", "err", err)
+		}
+		return
+	}
+	d.log.Info("sessions restored", "sessions", n, "agents", d.service.Directory().Len(), "waited", time.Since(start).Round(time.Millisecond))
+	d.triggerReconcile()
 }
 
 func (d *Daemon) startHTTP(ctx context.Context) error {
@@ -220,6 +262,7 @@ func (d *Daemon) startHTTP(ctx context.Context) error {
 		Auth:           auth,
 		MaxBodyBytes:   d.cfg.HTTP.MaxBodyBytes,
 		RequestTimeout: d.cfg.HTTP.RequestTimeout,
+		AllowedOrigins: d.cfg.HTTP.CORS.AllowedOrigins,
 		Logger:         d.log.With("component", "http"),
 	})
 	if err != nil {
@@ -323,6 +366,7 @@ func (d *Daemon) startAGI(ctx context.Context) error {
 // close, then the store flushes. It is safe to call more than once.
 func (d *Daemon) Stop(ctx context.Context) error {
 	d.stopOnce.Do(func() {
+		d.stopping.Store(true)
 		d.log.Info("agentd stopping")
 		d.sdNotify(sd.SdNotifyStopping)
 		errs := []error{d.shutdownServers(ctx)}
@@ -375,7 +419,15 @@ func (d *Daemon) Reload() error {
 	if err != nil {
 		return err
 	}
-	d.service.SetDirectory(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
+	defer cancel()
+	removed, err := d.service.Reload(ctx, dir)
+	if len(removed) > 0 {
+		d.log.Info("logged out agents removed from the directory", "agents", removed)
+	}
+	if err != nil {
+		d.log.Error("logging out agents removed from the directory failed; the next reload tries again", "err", err)
+	}
 	if d.lvl != nil {
 		d.lvl.Set(parseLevel(cfg.Log.Level))
 	}

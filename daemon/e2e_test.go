@@ -479,6 +479,20 @@ func TestCORSPreflightForAllowedOrigin(t *testing.T) {
 
 	other := preflight("https://evil.example.com")
 	assert.Empty(t, other.Header.Get("Access-Control-Allow-Origin"))
+
+	// A cross-site POST is rejected unless its origin is allowed.
+	post := func(origin string) int {
+		req, err := http.NewRequest(http.MethodPost, e.base+"/api/v1/asterisk_login/", nil)
+		require.NoError(t, err)
+		req.Header.Set("Origin", origin)
+		req.SetBasicAuth("nobody", "x")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	assert.Equal(t, http.StatusUnauthorized, post("https://phone.example.com"), "allowed origin reaches authentication")
+	assert.Equal(t, http.StatusForbidden, post("https://evil.example.com"))
 }
 
 // closedAddr returns a loopback address where nothing listens.

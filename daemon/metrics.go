@@ -29,6 +29,9 @@ type metrics struct {
 	ariDuration  *prometheus.HistogramVec
 	agiSessions  *prometheus.CounterVec
 	agiDuration  *prometheus.HistogramVec
+
+	reconcileRuns    *prometheus.CounterVec
+	reconcileChanged prometheus.Counter
 }
 
 // latencyBuckets span loopback Asterisk actions (about a millisecond) to
@@ -46,6 +49,12 @@ func newMetrics() *metrics {
 	m.ariDuration = m.histogram("agentd_ari_request_duration_seconds", "Time of an ARI REST request, by request.", "request")
 	m.agiSessions = m.counter("agentd_agi_sessions_total", "FastAGI sessions handled, by script and result (OK, ERROR, hangup, failed).", "script", "result")
 	m.agiDuration = m.histogram("agentd_agi_session_duration_seconds", "Time to handle a FastAGI session, by script.", "script")
+	m.reconcileRuns = m.counter("agentd_reconcile_runs_total", "Reconciliations of Asterisk with the stored sessions, by result (ok, incomplete, failed).", "result")
+	m.reconcileChanged = prometheus.NewCounter(prometheus.CounterOpts{Name: "agentd_reconcile_changed_agents_total", Help: "Agents whose Asterisk state a reconciliation had to change."})
+	m.registry.MustRegister(m.reconcileChanged)
+	for _, result := range []string{"ok", "incomplete", "failed"} {
+		m.reconcileRuns.WithLabelValues(result) // export the series from the start, at 0
+	}
 	return m
 }
 
@@ -90,7 +99,8 @@ func (m *metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 func result(err error) string {
 	var asteriskErr *agent.AsteriskError
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, agent.ErrAlreadyMember), errors.Is(err, agent.ErrNotMember):
+		// Asterisk already had the state the action asked for.
 		return "success"
 	case errors.Is(err, agent.ErrAsteriskUnavailable):
 		return "unavailable"

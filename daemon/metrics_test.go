@@ -66,6 +66,11 @@ func TestMetricsAfterRequests(t *testing.T) {
 	bench := testbench.Require(t)
 	a := newAgent("sales", "support")
 	e := startDaemon(t, bench, t.TempDir(), []e2eAgent{a})
+	// Let the start-up reconciliation finish, because it sets device
+	// states too.
+	require.Eventually(t, func() bool {
+		return value(t, scrape(t, e), "agentd_reconcile_runs_total", map[string]string{"result": "ok"}) >= 1
+	}, 10*time.Second, 10*time.Millisecond)
 
 	steps := []struct {
 		route string

@@ -5,6 +5,9 @@
 //	agentd hash-password                 print a bcrypt hash of a password read from stdin
 //	agentd events [flags]                print agent events as they are published
 //	agentd version                       print version information
+//	agentd help [COMMAND]                print the usage, and the flags of COMMAND
+//
+// -h or --help after any command prints the usage and that command's flags.
 package main
 
 import (
@@ -38,17 +41,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd {
 	case "run":
-		err = runDaemon(args, stderr)
+		err = runDaemon(args, stdout, stderr)
 	case "check-config":
 		err = checkConfig(args, stdout, stderr)
 	case "hash-password":
-		err = hashPassword(stdin, stdout)
+		err = hashPassword(args, stdin, stdout, stderr)
 	case "events":
 		err = tailEvents(args, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, daemon.Version())
-	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, usage)
+		err = printVersion(args, stdout, stderr)
+	case "help":
+		return help(args, stdin, stdout, stderr)
 	default:
 		err = fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}
@@ -56,7 +59,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errFlags):
-		return 2 // the flag package already printed the problem and the usage
+		return 2 // the problem and the usage are printed already
 	case err != nil:
 		fmt.Fprintln(stderr, "agentd:", err)
 		return 1
@@ -64,20 +67,59 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// errFlags marks a command-line error the flag package already printed.
+// help prints the usage, and with a command name the flags of that
+// command, as "agentd COMMAND -h" does.
+func help(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stdout, usage)
+		return 0
+	}
+	if args[0] == "help" {
+		return help(nil, stdin, stdout, stderr)
+	}
+	return run([]string{args[0], "-h"}, stdin, stdout, stderr)
+}
+
+// errFlags marks a command-line error that parseFlags printed already.
 var errFlags = errors.New("invalid flags")
 
-// parseFlags parses args, printing problems and usage to stderr.
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	fs.SetOutput(stderr)
-	switch err := fs.Parse(args); {
-	case err == nil:
-		return nil
+// parseFlags parses the flags of a command. For -h or --help it prints the
+// usage and the command's flags to stdout and returns flag.ErrHelp. For a
+// flag error or an argument that is not a flag, it prints the problem and
+// the same help to stderr and returns errFlags.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	fs.SetOutput(stderr) // the flag package prints the problem there
+	fs.Usage = func() {} // printHelp runs below, with the stream that fits
+	err := fs.Parse(args)
+	switch {
 	case errors.Is(err, flag.ErrHelp):
+		printHelp(stdout, fs)
 		return err
-	default:
+	case err != nil:
+		printHelp(stderr, fs)
+		return errFlags
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "unexpected argument %q: agentd %s takes only flags\n", fs.Arg(0), fs.Name())
+		printHelp(stderr, fs)
 		return errFlags
 	}
+	return nil
+}
+
+// printHelp prints the usage of every command and the flags of one.
+func printHelp(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintln(w, usage)
+	fmt.Fprintf(w, "\nflags of agentd %s:\n", fs.Name())
+	hasFlags := false
+	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+	if !hasFlags {
+		fmt.Fprintln(w, "  none")
+		return
+	}
+	out := fs.Output()
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(out)
 }
 
 const usage = `usage:
@@ -86,17 +128,20 @@ const usage = `usage:
   agentd hash-password                 print a bcrypt hash of a password read from stdin
   agentd events [-config FILE] [-agent ID] [-all]
                                        print agent events as they are published
-  agentd version                       print version information`
+  agentd version                       print version information
+  agentd help [COMMAND]                print this usage, and the flags of COMMAND
+
+Run a command with -h or --help to print its flags.`
 
 func configFlag(fs *flag.FlagSet) *string {
-	return fs.String("config", defaultConfigPath, "configuration file")
+	return fs.String("config", defaultConfigPath, "read the configuration from `FILE`")
 }
 
 // runDaemon runs until SIGINT or SIGTERM; SIGHUP reloads.
-func runDaemon(args []string, stderr io.Writer) error {
+func runDaemon(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	path := configFlag(fs)
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	cfg, err := daemon.LoadConfig(*path, os.Environ())
@@ -117,7 +162,7 @@ func runDaemon(args []string, stderr io.Writer) error {
 func checkConfig(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	path := configFlag(fs)
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if err := daemon.CheckConfig(*path, os.Environ(), stdout); err != nil {
@@ -126,7 +171,20 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func hashPassword(stdin io.Reader, stdout io.Writer) error {
+func printVersion(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, daemon.Version())
+	return nil
+}
+
+func hashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hash-password", flag.ContinueOnError)
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
+	}
 	line, err := bufio.NewReader(stdin).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("read password: %w", err)
@@ -146,9 +204,9 @@ func hashPassword(stdin io.Reader, stdout io.Writer) error {
 func tailEvents(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("events", flag.ContinueOnError)
 	path := configFlag(fs)
-	agentID := fs.String("agent", "", "only events of this agent id")
+	agentID := fs.String("agent", "", "print only the events of the agent with this `ID`")
 	all := fs.Bool("all", false, "replay the stored events first, then follow")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
