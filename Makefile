@@ -24,8 +24,11 @@ sandbox-status:
 
 ## test: vet and run every test against a freshly started sandbox; the
 ## real-Asterisk tests fail instead of skipping (AGENTD_REQUIRE_ASTERISK=1).
-## The sandbox is stopped afterwards, also when a step fails, and the exit
-## status is the first failure's.
+## A second phase then runs the tests that restart Asterisk or close its AMI
+## or HTTP server (TestDisruptive*, AGENTD_TEST_DISRUPTIVE=1) one package at
+## a time, because they break tests running beside them; it runs also when
+## the first phase failed. The sandbox is stopped afterwards, also when a
+## step fails, and the exit status is the first failure's.
 test:
 	@status=0; \
 	$(SANDBOX) start || status=$$?; \
@@ -33,7 +36,11 @@ test:
 		eval "$$($(SANDBOX) env)"; \
 		export AGENTD_REQUIRE_ASTERISK=1; \
 		$(GO) vet ./... || status=$$?; \
-		if [ $$status -eq 0 ]; then $(GO) test -race -count=1 ./... || status=$$?; fi; \
+		if [ $$status -eq 0 ]; then \
+			$(GO) test -race -count=1 ./... || status=$$?; \
+			AGENTD_TEST_DISRUPTIVE=1 $(GO) test -race -count=1 -p 1 -run 'Disruptive' ./daemon/... || \
+				{ phase2=$$?; [ $$status -ne 0 ] || status=$$phase2; }; \
+		fi; \
 	fi; \
 	$(SANDBOX) stop || true; \
 	exit $$status
@@ -76,6 +83,23 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
+
+## bench: build agentd and cmd/agentd-bench and run every scenario against
+## the sandbox Asterisk (docs/benchmarks.md). A sandbox that is not running
+## is started and stopped afterwards; one already running is left running.
+## BENCHFLAGS passes flags, e.g. BENCHFLAGS='-scenarios login,agi'.
+bench: build
+	@status=0; started=0; \
+	if ! $(SANDBOX) status >/dev/null 2>&1; then \
+		started=1; \
+		$(SANDBOX) start || status=$$?; \
+	fi; \
+	if [ $$status -eq 0 ]; then \
+		eval "$$($(SANDBOX) env)"; \
+		$(GO) build -o bin/agentd-bench ./cmd/agentd-bench && bin/agentd-bench $(BENCHFLAGS) || status=$$?; \
+	fi; \
+	if [ $$started -eq 1 ]; then $(SANDBOX) stop || true; fi; \
+	exit $$status
 
 ## dist: static Linux amd64 release tarball and .deb package in dist/
 NFPM_VERSION := v2.48.0

@@ -79,15 +79,21 @@ func (s *Store) outboxHead() (record, bool) {
 func (s *Store) ackRecord(rec record) {
 	s.mu.Lock()
 	err := s.outbox.ack(rec.Seq)
+	close(s.ackNotify)
+	s.ackNotify = make(chan struct{})
 	entries, _ := s.outbox.depth()
+	drained := entries == 0 && s.backlog
+	if drained {
+		s.backlog = false
+	}
 	s.mu.Unlock()
 
 	if err != nil {
 		s.log.Error("recording a stored outbox entry failed; it may be stored again after a restart",
 			"agent_id", rec.AgentID, "event_id", rec.EventID, "err", err)
 	}
-	if entries == 0 {
-		s.log.Info("outbox flushed; changes go to NATS directly again")
+	if drained {
+		s.log.Info("outbox flushed; changes reach NATS at once again")
 	}
 }
 

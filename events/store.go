@@ -49,6 +49,12 @@ type Store struct {
 	outbox     *outbox
 	closed     bool
 	outboxFull bool
+	// ackNotify is closed and replaced each time the flusher stores a
+	// record, to wake Commit calls waiting for theirs.
+	ackNotify chan struct{}
+	// backlog is set while records wait in the outbox because NATS was
+	// down when they were written.
+	backlog bool
 	// commits counts Commit calls in progress, for Close to wait on.
 	commits sync.WaitGroup
 
@@ -113,6 +119,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		wake:        make(chan struct{}, 1),
 		stopping:    make(chan struct{}),
 		flusherDone: make(chan struct{}),
+		ackNotify:   make(chan struct{}),
 	}
 	s.flushCtx, s.cancelFlush = context.WithCancel(context.Background())
 
@@ -286,37 +293,64 @@ func (s *Store) Commit(ctx context.Context, c agent.Change) error {
 	if err != nil {
 		return err
 	}
-	direct, err := s.beginCommit()
-	if err != nil {
+	if err := s.beginCommit(); err != nil {
 		return err
 	}
 	defer s.commits.Done()
 
-	if direct {
-		err := s.storeRecord(ctx, rec)
-		if err == nil {
-			return nil
-		}
-		s.log.Warn("storing change in NATS failed; writing it to the outbox",
-			"agent_id", rec.AgentID, "event_id", rec.EventID, "err", err)
-	}
-
+	// Every change is written to the outbox first, synced, so a crash
+	// between the bucket put and the publish cannot lose the event: the
+	// flusher stores the record again after a restart, and the stream
+	// drops a second copy by its id.
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.appendOutbox(rec)
+	err = s.appendOutbox(rec)
+	seq := s.outbox.nextSeq - 1
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.wakeFlusher()
+
+	// While NATS is up, wait for the flusher to store the change, so a
+	// subscriber or a bucket read after Commit sees it. The change is
+	// durable either way, so a timeout here is not an error.
+	if s.status.isUp() {
+		s.waitStored(ctx, seq)
+	}
+	return nil
 }
 
-// beginCommit registers a commit and reports whether it may go to NATS
-// directly: the store is up and the outbox is empty.
-func (s *Store) beginCommit() (direct bool, err error) {
+// waitStored waits until the outbox record seq is stored in NATS, ctx ends
+// or PublishTimeout passes.
+func (s *Store) waitStored(ctx context.Context, seq uint64) {
+	timer := time.NewTimer(s.cfg.PublishTimeout)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		stored := s.outbox.ackedSeq >= seq
+		notify := s.ackNotify
+		s.mu.Unlock()
+		if stored {
+			return
+		}
+		select {
+		case <-notify:
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+func (s *Store) beginCommit() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return false, fmt.Errorf("%w: %w", agent.ErrStoreUnavailable, ErrClosed)
+		return fmt.Errorf("%w: %w", agent.ErrStoreUnavailable, ErrClosed)
 	}
 	s.commits.Add(1)
-	entries, _ := s.outbox.depth()
-	return entries == 0 && s.status.isUp(), nil
+	return nil
 }
 
 func (s *Store) newRecord(c agent.Change) (record, error) {
@@ -338,7 +372,6 @@ func (s *Store) newRecord(c agent.Change) (record, error) {
 
 // appendOutbox writes rec to the outbox. The caller holds s.mu.
 func (s *Store) appendOutbox(rec record) error {
-	wasEmpty := len(s.outbox.pending) == 0
 	if err := s.outbox.append(rec); err != nil {
 		if !s.outboxFull {
 			s.log.Error("writing change to the outbox failed; commits fail until NATS takes the outbox",
@@ -349,11 +382,15 @@ func (s *Store) appendOutbox(rec record) error {
 	}
 
 	s.outboxFull = false
-	s.outboxed.Add(1)
-	if wasEmpty {
-		_, _, lastErr := s.status.get()
-		s.log.Warn("NATS unavailable; changes go to the outbox until it is back",
-			"agent_id", rec.AgentID, "event_id", rec.EventID, "err", lastErr)
+	if up, _, lastErr := s.status.get(); !up {
+		// Outboxed counts the changes that wait for NATS, not the
+		// write-ahead copy every change gets.
+		s.outboxed.Add(1)
+		if !s.backlog {
+			s.backlog = true
+			s.log.Warn("NATS unavailable; changes go to the outbox until it is back",
+				"agent_id", rec.AgentID, "event_id", rec.EventID, "err", lastErr)
+		}
 	}
 	s.wakeFlusher()
 	return nil

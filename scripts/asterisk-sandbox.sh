@@ -8,6 +8,12 @@
 #   start            build if needed, install the config, start Asterisk
 #   stop             stop Asterisk and unmount what start mounted
 #   restart          stop, then start
+#   reboot           stop and start Asterisk again, keeping astdb, the logs
+#                    and the installed config (a restart of a production server)
+#   ami-off, ami-on  close or reopen AMI: ami-off disables manager.conf, closes
+#                    the listener and kicks every AMI session
+#   http-off, http-on  close or reopen the HTTP server (ARI): http-off disables
+#                    http.conf and closes every established HTTP connection
 #   status           print whether Asterisk runs (exit 3 when it does not)
 #   cli "COMMAND"    run an Asterisk CLI command and print its output
 #   env              print the export lines the Go tests read
@@ -328,6 +334,86 @@ stop() {
 	fi
 }
 
+# --- faults --------------------------------------------------------------
+# The commands below break the running sandbox for tests of agentd's fault
+# handling. They change the config installed in the chroot, not the one in
+# test/asterisk/etc, so the next start undoes them.
+
+# reboot stops Asterisk and starts it again without install_config and
+# reset_state, so persistent queue members, Stasis: device states and
+# queue_log survive, as on a production server.
+reboot() {
+	asterisk_pid >/dev/null || die "Asterisk is not running; start it with: $0 start"
+	stop
+	mount_proc
+	launch_asterisk
+	wait_fully_booted
+	log "Asterisk restarted (pid $(asterisk_pid)), astdb and logs kept"
+}
+
+# set_general_enabled sets "enabled" in the [general] section of the
+# installed config file $1 to $2 (yes or no).
+set_general_enabled() {
+	local file=$SANDBOX_ROOT/etc/asterisk/$1
+	[[ -f $file ]] || die "$file is missing; start the sandbox first"
+	sed -i "/^\[general\]/,/^\[/ s/^enabled[[:space:]]*=.*/enabled = $2/" "$file"
+}
+
+# installed_port prints the value of key $2 in the installed config file $1.
+installed_port() {
+	sed -n "s/^$2[[:space:]]*=[[:space:]]*\([0-9]*\).*/\1/p" "$SANDBOX_ROOT/etc/asterisk/$1" | head -n 1
+}
+
+# manager_sessions prints the file descriptor of every AMI session, the
+# FileDes column of "manager show connected" in Asterisk 22.
+manager_sessions() {
+	in_chroot "$ASTERISK" -rx "manager show connected" | awk 'NF >= 8 && $5 ~ /^[0-9]+$/ { print $5 }'
+}
+
+# ami_off closes AMI. "manager reload" with enabled = no closes the
+# listener but leaves the logged-in sessions open (Asterisk 22.10), so each
+# is kicked as well.
+ami_off() {
+	asterisk_pid >/dev/null || die "Asterisk is not running; start it with: $0 start"
+	set_general_enabled manager.conf no
+	in_chroot "$ASTERISK" -rx "manager reload" >/dev/null
+	local fd
+	for fd in $(manager_sessions); do
+		in_chroot "$ASTERISK" -rx "manager kick session $fd" >/dev/null
+	done
+	log "AMI closed"
+}
+
+ami_on() {
+	asterisk_pid >/dev/null || die "Asterisk is not running; start it with: $0 start"
+	set_general_enabled manager.conf yes
+	in_chroot "$ASTERISK" -rx "manager reload" >/dev/null
+	log "AMI open on port $(installed_port manager.conf port)"
+}
+
+# http_off closes the HTTP server. "module reload http" with enabled = no
+# closes the listener but not the established connections, such as ARI
+# websockets (Asterisk 22.10), and Asterisk has no command to close them, so
+# ss kills the server side of each connection to the HTTP port.
+http_off() {
+	asterisk_pid >/dev/null || die "Asterisk is not running; start it with: $0 start"
+	command -v ss >/dev/null || die "http-off needs ss (package iproute2)"
+	local port
+	port=$(installed_port http.conf bindport)
+	[[ -n $port ]] || die "no bindport in $SANDBOX_ROOT/etc/asterisk/http.conf"
+	set_general_enabled http.conf no
+	in_chroot "$ASTERISK" -rx "module reload http" >/dev/null
+	ss -K -tn state established "( sport = :$port )" >/dev/null
+	log "HTTP closed on port $port"
+}
+
+http_on() {
+	asterisk_pid >/dev/null || die "Asterisk is not running; start it with: $0 start"
+	set_general_enabled http.conf yes
+	in_chroot "$ASTERISK" -rx "module reload http" >/dev/null
+	log "HTTP open on port $(installed_port http.conf bindport)"
+}
+
 # --- other commands --------------------------------------------------------
 
 status() {
@@ -378,12 +464,12 @@ main() {
 	local command=${1:-}
 	[[ $# -gt 0 ]] && shift
 	case $command in
-	build | start | stop | restart)
+	build | start | stop | restart | reboot | ami-off | ami-on | http-off | http-on)
 		require_root "$command"
 		take_lock
 		case $command in
 		restart) stop && start ;;
-		*) "$command" ;;
+		*) "${command//-/_}" ;;
 		esac
 		;;
 	status | cli)
