@@ -187,12 +187,18 @@ func (s *Store) handlers() connHandlers {
 	return connHandlers{
 		connected: func(url string) {
 			s.lastReconnectErr = ""
+			if s.srv != nil {
+				url = "embedded, in-process"
+			}
 			s.log.Info("connected to NATS", "url", url)
 			s.wakeFlusher()
 		},
 		disconnected: func(err error) {
 			s.connGen.Add(1)
 			s.status.setDown(err)
+			if err == nil && s.isStopping() {
+				return // Close ended the connection
+			}
 			s.log.Warn("disconnected from NATS; reconnecting", "err", err)
 		},
 		reconnectErr: func(err error) {
