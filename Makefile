@@ -96,7 +96,8 @@ bench: build
 	fi; \
 	if [ $$status -eq 0 ]; then \
 		eval "$$($(SANDBOX) env)"; \
-		$(GO) build -o bin/agentd-bench ./cmd/agentd-bench && bin/agentd-bench $(BENCHFLAGS) || status=$$?; \
+		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/agentd-bench ./cmd/agentd-bench && \
+			bin/agentd-bench $(BENCHFLAGS) || status=$$?; \
 	fi; \
 	if [ $$started -eq 1 ]; then $(SANDBOX) stop || true; fi; \
 	exit $$status

@@ -61,8 +61,9 @@ type pendingRecord struct {
 // outbox is an append-only file of records not yet stored in NATS, oldest
 // first, and a second file with the sequence number of the last record
 // stored. Records up to that number are skipped when the file is read
-// again. The file is truncated whenever no record is pending, and rewritten
-// with only the pending records when it would outgrow maxBytes.
+// again. The file is truncated when no record is pending and it has grown
+// to truncateSize, and rewritten with only the pending records when it
+// would outgrow maxBytes.
 //
 // An outbox is not safe for concurrent use, so Store guards it with its mutex.
 type outbox struct {
@@ -74,6 +75,9 @@ type outbox struct {
 	file    *os.File
 	ackFile *os.File
 	size    int64 // bytes of whole records in file, stored or not
+	// truncateSize is the file size from which a drained file is
+	// truncated; defaultTruncateSize unless a test sets it.
+	truncateSize int64
 
 	pending      []pendingRecord
 	pendingBytes int64
@@ -89,7 +93,7 @@ func openOutbox(dir string, maxEntries int, maxBytes int64, log *slog.Logger) (*
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create outbox directory: %w", err)
 	}
-	o := &outbox{dir: dir, log: log, maxEntries: maxEntries, maxBytes: maxBytes}
+	o := &outbox{dir: dir, log: log, maxEntries: maxEntries, maxBytes: maxBytes, truncateSize: defaultTruncateSize}
 
 	var err error
 	if o.ackFile, err = os.OpenFile(filepath.Join(dir, outboxAckName), os.O_RDWR|os.O_CREATE, 0o640); err != nil {
@@ -324,22 +328,30 @@ func (o *outbox) ack(seq uint64) error {
 	if _, err := o.ackFile.WriteAt(buf[:], 0); err != nil {
 		return fmt.Errorf("write outbox ack: %w", err)
 	}
-	if len(o.pending) == 0 {
+	if len(o.pending) == 0 && o.size >= o.truncateSize {
 		return o.truncate()
 	}
 	return nil
 }
 
+// defaultTruncateSize lets a drained outbox file grow to 64 KiB, about 100
+// records, before it is truncated. While NATS is up every change passes
+// through the outbox and is stored at once, so truncating at each drain
+// cost one truncation per Commit. BenchmarkCommitEmbedded took 0.46 ms with
+// that and 0.31 ms with this size, on the machine of docs/benchmarks.md.
+const defaultTruncateSize = 64 << 10
+
 // truncate empties the file once every record in it was stored.
+//
+// It syncs neither file: the next append's sync makes the truncation
+// durable together with its record. After a machine crash before that,
+// the file still holds stored records, and those after a lost
+// acknowledged number are stored again, which ack already accepts.
+// BenchmarkCommitEmbedded took 0.75 ms with the two syncs and 0.46 ms
+// without.
 func (o *outbox) truncate() error {
-	if err := o.ackFile.Sync(); err != nil {
-		return fmt.Errorf("sync outbox ack: %w", err)
-	}
 	if err := o.file.Truncate(0); err != nil {
 		return fmt.Errorf("truncate outbox: %w", err)
-	}
-	if err := o.file.Sync(); err != nil {
-		return fmt.Errorf("sync outbox: %w", err)
 	}
 	o.size = 0
 	o.pending = nil

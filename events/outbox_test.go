@@ -87,6 +87,7 @@ func TestOutboxAckSkipsStoredRecords(t *testing.T) {
 func TestOutboxTruncatedWhenDrained(t *testing.T) {
 	dir := t.TempDir()
 	o, _ := openTestOutbox(t, dir, 100, 1<<20)
+	o.truncateSize = 1
 	require.NoError(t, o.append(testRecord(t, "1001", 1)))
 	require.NoError(t, o.append(testRecord(t, "1001", 2)))
 	require.NoError(t, o.ack(1))
@@ -100,6 +101,33 @@ func TestOutboxTruncatedWhenDrained(t *testing.T) {
 
 	reopened, _ := openTestOutbox(t, dir, 100, 1<<20)
 	assert.Equal(t, []string{"event-1001-3"}, pendingIDs(reopened))
+}
+
+func TestOutboxSmallDrainedFileKept(t *testing.T) {
+	dir := t.TempDir()
+	o, _ := openTestOutbox(t, dir, 100, 1<<20)
+	require.NoError(t, o.append(testRecord(t, "1001", 1)))
+	require.NoError(t, o.ack(1))
+	size := fileSize(t, filepath.Join(dir, outboxLogName))
+	assert.Positive(t, size, "a drained file below truncateSize is kept")
+
+	require.NoError(t, o.append(testRecord(t, "1001", 2)))
+	require.NoError(t, o.close())
+
+	reopened, _ := openTestOutbox(t, dir, 100, 1<<20)
+	assert.Equal(t, []string{"event-1001-2"}, pendingIDs(reopened), "the stored record is skipped")
+}
+
+func TestOutboxDrainedFileTruncatedAtSize(t *testing.T) {
+	dir := t.TempDir()
+	o, _ := openTestOutbox(t, dir, 100, 1<<20)
+	require.NoError(t, o.append(testRecord(t, "1001", 1)))
+	o.truncateSize = fileSize(t, filepath.Join(dir, outboxLogName)) + 1
+	require.NoError(t, o.append(testRecord(t, "1001", 2)))
+	require.NoError(t, o.ack(1))
+	require.NoError(t, o.ack(2))
+
+	assert.Zero(t, fileSize(t, filepath.Join(dir, outboxLogName)))
 }
 
 func TestOutboxTornTailDiscarded(t *testing.T) {

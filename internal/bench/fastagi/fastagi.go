@@ -1,0 +1,80 @@
+// Package fastagi plays Asterisk's side of a FastAGI session: it connects
+// to the server, sends the agi_* header and responds to every command with
+// "200 result=1", as res_agi does for SET VARIABLE.
+package fastagi
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+)
+
+// Header returns the header Asterisk 22.10.1 sends for
+// AGI(agi://addr/script,args...) from the agentd-agi context of the
+// sandbox, ended by the blank line.
+func Header(addr, script, uniqueID string, args ...string) string {
+	var b strings.Builder
+	line := func(key, value string) { b.WriteString("agi_" + key + ": " + value + "\n") }
+	line("network", "yes")
+	line("network_script", script)
+	line("request", "agi://"+addr+"/"+script)
+	line("channel", "Local/agi@agent-phones-00000018;1")
+	line("language", "en")
+	line("type", "Local")
+	line("uniqueid", uniqueID)
+	line("version", "22.10.1")
+	line("callerid", "unknown")
+	line("calleridname", "unknown")
+	line("callingpres", "67")
+	line("callingani2", "0")
+	line("callington", "0")
+	line("callingtns", "0")
+	line("dnid", "unknown")
+	line("rdnis", "unknown")
+	line("context", "agentd-agi")
+	line("extension", "state")
+	line("priority", "1")
+	line("enhanced", "0.0")
+	line("accountcode", "")
+	line("threadid", "139960680269504")
+	for i, a := range args {
+		line(fmt.Sprintf("arg_%d", i+1), a)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// Session runs one session against addr with the given header and returns
+// the commands the server sent, in order. It ends when the server closes
+// the connection, which is how a FastAGI script ends, or at the deadline.
+func Session(addr, header string, timeout time.Duration) ([]string, error) {
+	conn, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("dial FastAGI %s: %w", addr, err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+
+	if _, err := io.WriteString(conn, header); err != nil {
+		return nil, fmt.Errorf("write FastAGI header: %w", err)
+	}
+	var commands []string
+	br := bufio.NewReader(conn)
+	for {
+		line, err := br.ReadString('\n')
+		if errors.Is(err, io.EOF) && line == "" {
+			return commands, nil
+		}
+		if err != nil {
+			return commands, fmt.Errorf("read FastAGI command %d: %w", len(commands)+1, err)
+		}
+		commands = append(commands, strings.TrimRight(line, "\r\n"))
+		if _, err := io.WriteString(conn, "200 result=1\n"); err != nil {
+			return commands, fmt.Errorf("write the response to FastAGI command %q: %w", line, err)
+		}
+	}
+}
