@@ -12,7 +12,7 @@ import (
 // actions are few and Asterisk serves AMI actions concurrently.
 const reconcileParallel = 16
 
-// ReconcileReport says what a reconciliation did.
+// ReconcileReport is the outcome of a reconciliation.
 type ReconcileReport struct {
 	Checked int      // agents compared with Asterisk
 	Changed []string // agents whose Asterisk state had to change
@@ -20,13 +20,13 @@ type ReconcileReport struct {
 }
 
 // Reconcile makes Asterisk match the stored sessions, which are the
-// intended state: every logged-in agent is a member of each of its queues
-// with its pause state and the pause id as reason, members of agentd's
-// agents that the sessions do not have are removed, and every stored
-// agent's Stasis: device state is set again. Each difference fixed is
-// logged, and each agent whose Asterisk state changed gets one event with
-// source reconcile. A failed step never stops the other agents; their ids
-// are in the report's Failed list.
+// intended state. Every logged-in agent becomes a member of each of its
+// queues, with its pause state and the pause id as reason. Members of
+// agentd's agents that the sessions do not have are removed, and every
+// stored agent's Stasis: device state is set again. Each difference fixed
+// is logged, and each agent whose Asterisk state changed gets one event
+// with source reconcile. A failed step never stops the other agents; their
+// ids are in the report's Failed list.
 func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	lister, ok := s.queues.(MemberLister)
 	if !ok {

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Status is what the use cases return: the agent, its session after the
+// Status is the outcome of a use case: the agent, its session after the
 // change, and the pause it is in.
 type Status struct {
 	Agent   Agent
@@ -52,8 +52,8 @@ func DefaultDeviceStates() DeviceStateMap {
 	}
 }
 
-// MemberPolicy says what agentd does when a member of one of its agents is
-// added or removed outside agentd.
+// MemberPolicy is the action agentd takes when a member of one of its
+// agents is added or removed outside agentd.
 type MemberPolicy string
 
 // Member policies.
@@ -229,10 +229,10 @@ func (s *Service) SetDirectory(d *Directory) {
 }
 
 // Reload replaces the directory and logs out every logged-in agent that it
-// no longer lists, with source reconcile, so a removed agent does not stay
-// a member of its queues where nobody could log it out. It returns the ids
-// logged out and the errors of those that failed; a failed one is still
-// logged in and is tried again at the next reload.
+// no longer lists, with source reconcile. Without this, a removed agent
+// would stay a member of its queues with no way to log it out. It returns
+// the ids logged out and the errors of those that failed. A failed one
+// stays logged in and is tried again at the next reload.
 func (s *Service) Reload(ctx context.Context, d *Directory) ([]string, error) {
 	old := s.Directory()
 	s.directory.Store(d)
@@ -344,7 +344,7 @@ func (s *Service) current(agentID string) Session {
 }
 
 // errNotRestored is returned while the stored sessions are not loaded.
-var errNotRestored = fmt.Errorf("%w: the stored sessions are not loaded yet, because NATS has not answered since agentd started", ErrStoreUnavailable)
+var errNotRestored = fmt.Errorf("%w: the stored sessions are not loaded yet, because NATS has not responded since agentd started", ErrStoreUnavailable)
 
 // lockAgent looks the agent up and takes its lock in arrival order.
 func (s *Service) lockAgent(ctx context.Context, agentID string) (Agent, *slot, error) {

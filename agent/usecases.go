@@ -287,10 +287,10 @@ func (s *Service) removeMembers(ctx context.Context, members []Member, undo *und
 	return errors.Join(failed...)
 }
 
-// pauseMember sends QueuePause on every queue of iface; queues is how many
-// queues it is a member of. When notFoundOK is set, an interface that is in no
-// queue counts as done; otherwise it is an error, because Asterisk lost
-// members that agentd still records.
+// pauseMember sends QueuePause on every queue of iface, which is a member
+// of that many queues. When notFoundOK is set, an interface in no queue
+// counts as done. Otherwise it is an error, because Asterisk lost members
+// that agentd still records.
 func (s *Service) pauseMember(ctx context.Context, iface string, queues int, paused bool, reason string, notFoundOK bool) error {
 	err := s.sendPause(ctx, iface, queues, paused, reason)
 	switch {

@@ -47,7 +47,7 @@ func (d *Daemon) onAMIEvent(msg ami.Message) {
 	}
 }
 
-// triggerReconcile asks the reconciler to run; requests made while it
+// triggerReconcile requests a reconciliation. Requests made while one
 // runs are merged into one more run.
 func (d *Daemon) triggerReconcile() {
 	select {

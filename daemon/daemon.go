@@ -33,7 +33,7 @@ import (
 // serving without them.
 const restoreWait = 3 * time.Second
 
-// Options are what Run needs from main.
+// Options holds the inputs of Run from main.
 type Options struct {
 	ConfigPath string
 	Config     Config
@@ -164,7 +164,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err := d.startAGI(runCtx); err != nil {
 		return err
 	}
-	// An embedded or reachable NATS answers at once; an unreachable one is
+	// An embedded or reachable NATS responds at once. An unreachable one is
 	// waited for in the background while HTTP and FastAGI serve.
 	quick, cancelQuick := context.WithTimeout(ctx, restoreWait)
 	n, err := d.service.Restore(quick)
@@ -172,7 +172,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err == nil {
 		d.log.Info("sessions restored", "sessions", n, "agents", dir.Len())
 	} else {
-		d.log.Warn("sessions not restored yet; requests answer store_unavailable until NATS answers", "err", err)
+		d.log.Warn("sessions not restored yet; requests fail with store_unavailable until NATS responds", "err", err)
 		d.loops.Go(func() { d.restore(runCtx) })
 	}
 	d.notifyReady(runCtx)
@@ -237,7 +237,7 @@ func (d *Daemon) goLoop(name string, run func() error) {
 
 // restore loads the stored sessions, waiting for NATS as long as it takes.
 // Requests fail with store_unavailable until then, while HTTP and FastAGI
-// already serve and /readyz tells why.
+// already serve and /readyz shows NATS down.
 func (d *Daemon) restore(ctx context.Context) {
 	start := time.Now()
 	n, err := d.service.Restore(ctx)
