@@ -393,17 +393,10 @@ func serveFakeAMI(conn net.Conn, message string) {
 	defer conn.Close()
 	r := bufio.NewReader(conn)
 	fmt.Fprint(conn, "Asterisk Call Manager/11.0.0\r\n")
-	fields := map[string]string{}
 	for {
-		line, err := r.ReadString('\n')
+		fields, err := readAMIFrame(r)
 		if err != nil {
 			return
-		}
-		line = strings.TrimRight(line, "\r\n")
-		if line != "" {
-			k, v, _ := strings.Cut(line, ":")
-			fields[strings.ToLower(k)] = strings.TrimSpace(v)
-			continue
 		}
 		id := fields["actionid"]
 		switch strings.ToLower(fields["action"]) {
@@ -412,7 +405,24 @@ func serveFakeAMI(conn net.Conn, message string) {
 		default:
 			fmt.Fprintf(conn, "Response: Error\r\nActionID: %s\r\nMessage: %s\r\n\r\n", id, message)
 		}
-		fields = map[string]string{}
+	}
+}
+
+// readAMIFrame reads one AMI message up to its blank line and returns its
+// fields with lower-case keys, for the fake AMI servers of these tests.
+func readAMIFrame(r *bufio.Reader) (map[string]string, error) {
+	fields := map[string]string{}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			return fields, nil
+		}
+		k, v, _ := strings.Cut(line, ":")
+		fields[strings.ToLower(k)] = strings.TrimSpace(v)
 	}
 }
 

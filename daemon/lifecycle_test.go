@@ -117,20 +117,12 @@ func (f *queueAMI) serve(conn net.Conn) {
 	}
 	send("Asterisk Call Manager/11.0.0\r\n")
 	r := bufio.NewReader(conn)
-	fields := map[string]string{}
 	for {
-		line, err := r.ReadString('\n')
+		fields, err := readAMIFrame(r)
 		if err != nil {
 			return
 		}
-		line = strings.TrimRight(line, "\r\n")
-		if line != "" {
-			k, v, _ := strings.Cut(line, ":")
-			fields[strings.ToLower(k)] = strings.TrimSpace(v)
-			continue
-		}
 		action, id := strings.ToLower(fields["action"]), fields["actionid"]
-		fields = map[string]string{}
 		if action != "login" && action != "ping" && action != "logoff" {
 			f.mu.Lock()
 			f.actions = append(f.actions, action)
