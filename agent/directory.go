@@ -221,8 +221,8 @@ func (d *Directory) parseAgent(e agentEntry, tmpl string, line int, v *validator
 		Queues:       queues,
 		PasswordHash: e.PasswordHash,
 	}
-	// Problems found above are recorded in v and reject the whole file; the
-	// agent is still kept so duplicates of its id and interface are found.
+	// Problems found above are recorded in v and reject the whole file. The
+	// agent is still kept, so duplicates of its id and interface are found.
 	return a, true
 }
 

@@ -19,7 +19,7 @@ type dependencyStatus struct {
 	LastError string    `json:"last_error,omitempty"`
 }
 
-// healthzHandler answers 200 while the process serves HTTP.
+// healthzHandler returns 200 while the process serves HTTP.
 func healthzHandler(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))

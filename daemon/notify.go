@@ -13,7 +13,7 @@ import (
 // watchdog asks for more frequent pings.
 const statusInterval = 2 * time.Second
 
-// notifyReady tells systemd that agentd serves, then keeps STATUS= current
+// notifyReady sends READY=1 to systemd once agentd serves, then keeps STATUS= current
 // and pings the watchdog until ctx ends. Without NOTIFY_SOCKET every call
 // is a no-op, so agentd runs the same outside systemd.
 func (d *Daemon) notifyReady(ctx context.Context) {

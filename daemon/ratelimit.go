@@ -72,9 +72,9 @@ var volatileKeys = map[string]bool{
 	"request_id": true, "duration": true, "remote_addr": true, "action_id": true, "retry_in": true, "since": true,
 }
 
-// repeatKey identifies a record by level, message and attributes; records
-// from loggers with different attributes (components) may share a key,
-// which only makes the limit stricter.
+// repeatKey identifies a record by level, message and attributes. Records
+// from loggers with different logger attributes (components) may share a
+// key, which only makes the limit stricter.
 func repeatKey(r slog.Record) string {
 	key := r.Level.String() + "|" + r.Message
 	r.Attrs(func(a slog.Attr) bool {

@@ -304,10 +304,10 @@ func (s *Store) Commit(ctx context.Context, c agent.Change) error {
 	}
 	defer s.commits.Done()
 
-	// Every change is written to the outbox first, synced, so a crash
-	// between the bucket put and the publish cannot lose the event: the
-	// flusher stores the record again after a restart, and the stream
-	// drops a second copy by its id.
+	// Every change is written to the outbox and synced first, so a crash
+	// between the bucket put and the publish cannot lose the event. After a
+	// restart the flusher stores the record again, and the stream drops a
+	// second copy by its id.
 	s.mu.Lock()
 	err = s.appendOutbox(rec)
 	seq := s.outbox.nextSeq - 1
@@ -318,7 +318,7 @@ func (s *Store) Commit(ctx context.Context, c agent.Change) error {
 	s.wakeFlusher()
 
 	// While NATS is up, wait for the flusher to store the change, so a
-	// subscriber or a bucket read after Commit sees it. The change is
+	// subscriber or a bucket read after Commit finds it. The change is
 	// durable either way, so a timeout here is not an error.
 	if s.status.isUp() {
 		s.waitStored(ctx, seq)

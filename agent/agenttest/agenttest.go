@@ -35,7 +35,7 @@ type Member struct {
 	Reason string
 }
 
-// NewQueues returns a fake that knows the given queues.
+// NewQueues returns a fake with the given queues defined.
 func NewQueues(queues ...string) *Queues {
 	q := &Queues{known: map[string]bool{}, members: map[string]map[string]*Member{}}
 	for _, name := range queues {

@@ -26,7 +26,7 @@ import (
 	"github.com/contactcenter/agentd/httpapi"
 )
 
-// defaultConfigPath is where packages install the configuration.
+// defaultConfigPath is the configuration file that packages install.
 const defaultConfigPath = "/etc/agentd/agentd.yaml"
 
 func main() {
