@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -71,6 +70,11 @@ func (s *Service) enqueue(agentID string, fn func(context.Context)) {
 	sl.eventsRunning = true
 	sl.eventsMu.Unlock()
 
+	s.bgMu.RLock()
+	defer s.bgMu.RUnlock()
+	if s.bgClosed {
+		return
+	}
 	s.bg.Go(func() {
 		for {
 			sl.eventsMu.Lock()
@@ -394,7 +398,11 @@ func (s *Service) logoutUnavailable(ctx context.Context, agentID string) {
 // SyncCalls replaces the known channels of agents with live, the channels
 // Asterisk reports after an ARI reconnect, because events sent while
 // disconnected are lost. Agents missing from live have no call.
-func (s *Service) SyncCalls(live map[string]map[string]CallState) {
+//
+// newer holds the channels that ARI events reported while live was being
+// read. Their state as the events left it is kept: live may predate those
+// events, and any later change arrives as a further event.
+func (s *Service) SyncCalls(live map[string]map[string]CallState, newer map[string]bool) {
 	s.mu.Lock()
 	ids := make([]string, 0, len(s.sessions))
 	for id := range s.sessions {
@@ -408,17 +416,28 @@ func (s *Service) SyncCalls(live map[string]map[string]CallState) {
 	}
 	for _, id := range ids {
 		calls := live[id]
-		s.enqueue(id, func(ctx context.Context) { s.replaceCalls(ctx, id, calls) })
+		s.enqueue(id, func(ctx context.Context) { s.replaceCalls(ctx, id, calls, newer) })
 	}
 }
 
-func (s *Service) replaceCalls(ctx context.Context, agentID string, calls map[string]CallState) {
+func (s *Service) replaceCalls(ctx context.Context, agentID string, live map[string]CallState, newer map[string]bool) {
 	a, sl, err := s.lockAgent(ctx, agentID)
 	if err != nil {
 		return
 	}
 	defer sl.lock.Unlock()
-	sl.calls = maps.Clone(calls)
+	calls := make(map[string]CallState, len(live))
+	for ch, state := range live {
+		if !newer[ch] {
+			calls[ch] = state
+		}
+	}
+	for ch, state := range sl.calls {
+		if newer[ch] {
+			calls[ch] = state
+		}
+	}
+	sl.calls = calls
 	prev := s.current(agentID)
 	next := prev
 	next.CallState = aggregateCalls(sl.calls)

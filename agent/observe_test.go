@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -283,6 +284,39 @@ func TestCallStateFollowsChannels(t *testing.T) {
 	assert.Equal(t, "NOT_INUSE", f.devices.State("Stasis:agent-1001"))
 }
 
+func TestSyncCallsKeepsNewerEvents(t *testing.T) {
+	f := newObserveFixture(t, agent.MemberRestore, 0)
+	_, err := f.svc.Login(t.Context(), "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	f.reset()
+
+	// A call starts while the channel list is being read: the list has no
+	// channel, the event is newer and wins.
+	f.svc.ObserveCall("1001", "chan-1", agent.CallRinging)
+	assert.Equal(t, agent.StateRinging, waitChange(t, f).Session.Effective())
+	f.svc.SyncCalls(map[string]map[string]agent.CallState{}, map[string]bool{"chan-1": true})
+	f.svc.ObserveCall("1001", "chan-1", agent.CallUp)
+	c := waitChange(t, f)
+	assert.Equal(t, agent.StateRinging, c.Previous.Effective(), "the stale list changed nothing")
+	assert.Equal(t, agent.StateOnCall, c.Session.Effective())
+
+	// A call ends while the list is read: the list still has it as up.
+	f.svc.ObserveCall("1001", "chan-1", agent.CallNone)
+	assert.Equal(t, agent.StateReady, waitChange(t, f).Session.Effective())
+	f.svc.SyncCalls(map[string]map[string]agent.CallState{"1001": {"chan-1": agent.CallUp}}, map[string]bool{"chan-1": true})
+	f.svc.ObserveCall("1001", "chan-2", agent.CallRinging)
+	c = waitChange(t, f)
+	assert.Equal(t, agent.StateReady, c.Previous.Effective(), "the ended call was not brought back")
+	assert.Equal(t, agent.StateRinging, c.Session.Effective())
+
+	// Channels without newer events take the listed state: chan-2 ended
+	// while no websocket was open, chan-3 is up.
+	f.svc.SyncCalls(map[string]map[string]agent.CallState{"1001": {"chan-3": agent.CallUp}}, nil)
+	assert.Equal(t, agent.StateOnCall, waitChange(t, f).Session.Effective())
+	f.svc.ObserveCall("1001", "chan-3", agent.CallNone)
+	assert.Equal(t, agent.StateReady, waitChange(t, f).Session.Effective(), "chan-2 is gone")
+}
+
 func TestAgentForLocalChannel(t *testing.T) {
 	dir, err := agent.ParseDirectory("d.yaml", []byte("agents:\n  - {id: \"7\", name: L, interface: Local/7@agent-phones/n}\n"))
 	require.NoError(t, err)
@@ -350,4 +384,35 @@ func TestRestoreStopsWhenMemberKeepsChanging(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 3, adds, "restores stop after three within a minute")
+}
+
+// TestCloseWhileEventsArrive: Close returns while events keep arriving
+// for many agents, and nothing is handled once it has returned. Under
+// -race it also exercises the start of handlers alongside Close's wait.
+func TestCloseWhileEventsArrive(t *testing.T) {
+	f := newObserveFixture(t, agent.MemberRestore, 0)
+	_, err := f.svc.Login(t.Context(), "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	f.reset()
+
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			f.svc.ObserveCall(fmt.Sprintf("agent-%d", i), "chan-1", agent.CallRinging)
+		}
+	}()
+	time.Sleep(10 * time.Millisecond)
+	f.svc.Close()
+	close(stop)
+	<-done
+
+	f.svc.ObserveCall("1001", "chan-after", agent.CallUp)
+	assert.Empty(t, settle(f), "no event is handled after Close")
 }

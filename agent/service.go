@@ -120,8 +120,12 @@ type Service struct {
 	// restored is set once the stored sessions are loaded.
 	restored atomic.Bool
 
-	// bg runs the handlers of Asterisk events until Close.
+	// bg runs the handlers of Asterisk events until Close. bgMu orders
+	// bg.Go after Close has begun: bg.Wait must not run alongside a
+	// bg.Go that starts from zero.
 	bg       sync.WaitGroup
+	bgMu     sync.RWMutex
+	bgClosed bool
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 
@@ -205,6 +209,9 @@ func (s *Service) Restored() bool {
 // flight. Requests may still be served.
 func (s *Service) Close() {
 	s.bgCancel()
+	s.bgMu.Lock()
+	s.bgClosed = true
+	s.bgMu.Unlock()
 	s.mu.Lock()
 	slots := make([]*slot, 0, len(s.sessions))
 	for _, sl := range s.sessions {

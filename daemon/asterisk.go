@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/contactcenter/agentd/agent"
@@ -136,17 +137,79 @@ func (d *Daemon) onARIConnect(ctx context.Context) error {
 	if err := d.waitRestored(ctx); err != nil {
 		return err
 	}
+	// Events keep arriving while the lists are read, and a list may
+	// predate them: what an event reported in the meantime is kept.
+	seen := d.ariSeen.start()
 	channels, err := d.ari.Channels(ctx)
 	if err != nil {
+		d.ariSeen.stop(seen, nil)
 		return err
 	}
-	d.syncCalls(channels)
 	endpoints, err := d.ari.Endpoints(ctx)
 	if err != nil {
+		d.ariSeen.stop(seen, nil)
 		return err
 	}
-	d.syncEndpoints(endpoints)
+	d.ariSeen.stop(seen, func() {
+		d.syncCalls(channels, seen.channels)
+		d.syncEndpoints(endpoints, seen.endpoints)
+	})
 	return nil
+}
+
+// ariSeen records the channels and endpoints that ARI events reported
+// while the daemon reads Asterisk's lists of both. onARIEvent calls
+// channel or endpoint before it queues the event's change. A resync of an older
+// connection may still run when a new one starts, so each has its own
+// record.
+type ariSeen struct {
+	mu     sync.Mutex
+	active map[*seenRecord]struct{}
+}
+
+// seenRecord is what events reported during one resync.
+type seenRecord struct {
+	channels  map[string]bool // channel ids
+	endpoints map[string]bool // interfaces such as PJSIP/1001
+}
+
+func (s *ariSeen) start() *seenRecord {
+	r := &seenRecord{channels: map[string]bool{}, endpoints: map[string]bool{}}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active == nil {
+		s.active = map[*seenRecord]struct{}{}
+	}
+	s.active[r] = struct{}{}
+	return r
+}
+
+// stop ends r and runs apply, if not nil, before any further event is
+// recorded. apply hands the lists to the agents' event queues, so an
+// event not in r is queued after them and applies last.
+func (s *ariSeen) stop(r *seenRecord, apply func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.active, r)
+	if apply != nil {
+		apply()
+	}
+}
+
+func (s *ariSeen) channel(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for r := range s.active {
+		r.channels[id] = true
+	}
+}
+
+func (s *ariSeen) endpoint(iface string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for r := range s.active {
+		r.endpoints[iface] = true
+	}
 }
 
 // waitRestored returns once the stored sessions are restored, or with the
@@ -164,18 +227,22 @@ func (d *Daemon) waitRestored(ctx context.Context) error {
 
 // syncEndpoints reports the state of every endpoint, so an agent whose
 // phone went offline or came back while no websocket was open is marked
-// as it is now. Agents whose state matches are left as they are.
-func (d *Daemon) syncEndpoints(endpoints []ari.Endpoint) {
+// as it is now. Agents whose state matches are left as they are, and so
+// are endpoints in seen, which events reported while the list was read.
+func (d *Daemon) syncEndpoints(endpoints []ari.Endpoint, seen map[string]bool) {
 	for _, ep := range endpoints {
-		switch ep.State {
-		case "online", "offline":
-			d.service.ObserveEndpoint(ep.Technology+"/"+ep.Resource, ep.State == "online")
+		iface := ep.Technology + "/" + ep.Resource
+		switch {
+		case seen[iface]:
+		case ep.State == "online", ep.State == "offline":
+			d.service.ObserveEndpoint(iface, ep.State == "online")
 		}
 	}
 }
 
-// syncCalls reports the state of the agents' live channels.
-func (d *Daemon) syncCalls(channels []ari.Channel) {
+// syncCalls reports the state of the agents' live channels; seen are the
+// channels that events reported while the list was read.
+func (d *Daemon) syncCalls(channels []ari.Channel, seen map[string]bool) {
 	live := map[string]map[string]agent.CallState{}
 	for _, ch := range channels {
 		if a, ok := d.service.AgentForChannel(ch.Name); ok {
@@ -185,7 +252,7 @@ func (d *Daemon) syncCalls(channels []ari.Channel) {
 			live[a.ID][ch.ID] = callState(ch.State)
 		}
 	}
-	d.service.SyncCalls(live)
+	d.service.SyncCalls(live, seen)
 }
 
 // onARIEvent routes the ARI events agentd follows.
@@ -197,6 +264,7 @@ func (d *Daemon) onARIEvent(ev ari.Event) {
 			d.log.Warn("invalid ARI channel event", "event", ev.Type, "err", err)
 			return
 		}
+		d.ariSeen.channel(p.Channel.ID)
 		if a, ok := d.service.AgentForChannel(p.Channel.Name); ok {
 			d.service.ObserveCall(a.ID, p.Channel.ID, callState(p.Channel.State))
 		}
@@ -206,6 +274,7 @@ func (d *Daemon) onARIEvent(ev ari.Event) {
 			d.log.Warn("invalid ARI channel event", "event", ev.Type, "err", err)
 			return
 		}
+		d.ariSeen.channel(p.Channel.ID)
 		if a, ok := d.service.AgentForChannel(p.Channel.Name); ok {
 			d.service.ObserveCall(a.ID, p.Channel.ID, agent.CallNone)
 		}
@@ -218,7 +287,9 @@ func (d *Daemon) onARIEvent(ev ari.Event) {
 		}
 		switch p.Endpoint.State {
 		case "online", "offline":
-			d.service.ObserveEndpoint(p.Endpoint.Technology+"/"+p.Endpoint.Resource, p.Endpoint.State == "online")
+			iface := p.Endpoint.Technology + "/" + p.Endpoint.Resource
+			d.ariSeen.endpoint(iface)
+			d.service.ObserveEndpoint(iface, p.Endpoint.State == "online")
 		}
 	}
 }

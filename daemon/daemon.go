@@ -65,6 +65,7 @@ type Daemon struct {
 	loops   sync.WaitGroup
 
 	reconcileNow chan struct{}
+	ariSeen      ariSeen      // what ARI events reported during a resync
 	fatal        chan error   // a connection loop that ended for good
 	stopping     atomic.Bool  // set when Stop begins
 	lastStartup  atomic.Int64 // Asterisk startup time seen by ARI, Unix ns
