@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -374,6 +375,28 @@ func TestLoginUnavailableUndoesAdds(t *testing.T) {
 	st, err := f.svc.Status("1001")
 	require.NoError(t, err)
 	assert.Equal(t, agent.StateOffline, st.Session.State)
+}
+
+func TestPauseFailureRestoresDevice(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	_, err := f.svc.Login(ctx, "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	f.reset()
+	f.queues.Fail = func(call string) error {
+		if strings.HasPrefix(call, "QueuePause") {
+			return &agent.AsteriskError{Action: "QueuePause", Message: "Interface not found"}
+		}
+		return nil
+	}
+
+	_, err = f.svc.Pause(ctx, "1001", "5", agent.SourceAPI)
+
+	require.Error(t, err)
+	// The device change runs alongside QueuePause and is set back after
+	// it failed.
+	assert.Equal(t, []string{"Stasis:agent-1001=ONHOLD", "Stasis:agent-1001=NOT_INUSE"}, f.devices.Calls())
+	assert.Equal(t, "NOT_INUSE", f.devices.State("Stasis:agent-1001"))
 }
 
 func TestPauseDeviceStateFailureRestoresPause(t *testing.T) {

@@ -26,6 +26,7 @@ func (s *Service) Login(ctx context.Context, agentID string, src Source) (Result
 	prev := s.current(agentID)
 
 	var undo undoStack
+	device := s.startDeviceState(ctx, a, StateReady)
 	members, already, warnings, err := s.addMembers(ctx, a, &undo)
 	if err == nil {
 		err = s.removeStale(ctx, prev, members)
@@ -35,9 +36,7 @@ func (s *Service) Login(ctx context.Context, agentID string, src Source) (Result
 	if err == nil && (prev.Paused() || already) {
 		err = s.pauseMember(ctx, a.Interface, len(members), false, prev.PauseID, true)
 	}
-	if err == nil {
-		err = s.setDeviceState(ctx, a, StateReady)
-	}
+	err = device.wait(err, prev, &undo)
 	if err != nil {
 		undo.run(ctx, s.log)
 		return Result{}, fmt.Errorf("login agent %q: %w", agentID, err)
@@ -78,6 +77,7 @@ func (s *Service) logoutLocked(ctx context.Context, a Agent, sl *slot, src Sourc
 	}
 
 	var undo undoStack
+	device := s.startDeviceState(ctx, a, StateOffline)
 	// Unpausing first closes the pause in queue_log before REMOVEMEMBER, so
 	// reports see the pause end; an interface in no queue is not an error.
 	err := s.pauseMember(ctx, prev.Interface, len(prev.Members), false, prev.PauseID, true)
@@ -89,9 +89,7 @@ func (s *Service) logoutLocked(ctx context.Context, a Agent, sl *slot, src Sourc
 	if err == nil {
 		err = s.removeMembers(ctx, prev.Members, &undo)
 	}
-	if err == nil {
-		err = s.setDeviceState(ctx, a, StateOffline)
-	}
+	err = device.wait(err, prev, &undo)
 	if err != nil {
 		undo.run(ctx, s.log)
 		return Result{}, fmt.Errorf("logout agent %q: %w", a.ID, err)
@@ -124,13 +122,14 @@ func (s *Service) Pause(ctx context.Context, agentID, pauseID string, src Source
 	}
 
 	var undo undoStack
+	device := s.startDeviceState(ctx, a, StatePaused)
 	err = s.pauseMember(ctx, prev.Interface, len(prev.Members), true, pauseID, len(prev.Members) == 0)
 	if err == nil {
 		undo.push("restore pause state of "+prev.Interface, func(ctx context.Context) error {
 			return s.sendPause(ctx, prev.Interface, len(prev.Members), prev.Paused(), prev.PauseID)
 		})
-		err = s.setDeviceState(ctx, a, StatePaused)
 	}
+	err = device.wait(err, prev, &undo)
 	if err != nil {
 		undo.run(ctx, s.log)
 		return Result{}, fmt.Errorf("pause agent %q: %w", agentID, err)
@@ -171,13 +170,14 @@ func (s *Service) Unpause(ctx context.Context, agentID, pauseID string, src Sour
 	}
 
 	var undo undoStack
+	device := s.startDeviceState(ctx, a, StateReady)
 	err = s.pauseMember(ctx, prev.Interface, len(prev.Members), false, pauseID, len(prev.Members) == 0)
 	if err == nil {
 		undo.push("re-pause "+prev.Interface, func(ctx context.Context) error {
 			return s.sendPause(ctx, prev.Interface, len(prev.Members), true, prev.PauseID)
 		})
-		err = s.setDeviceState(ctx, a, StateReady)
 	}
+	err = device.wait(err, prev, &undo)
 	if err != nil {
 		undo.run(ctx, s.log)
 		return Result{}, fmt.Errorf("unpause agent %q: %w", agentID, err)
@@ -348,6 +348,43 @@ func (s *Service) sendPause(ctx context.Context, iface string, queues int, pause
 		s.echoes.forget(key, queues)
 	}
 	return err
+}
+
+// deviceStep is a device state change that runs alongside the queue
+// actions of a request, because neither depends on the other.
+type deviceStep struct {
+	s     *Service
+	agent Agent
+	done  chan struct{}
+	err   error
+}
+
+// startDeviceState starts setting the agent's device to the state mapped
+// from st. The caller must call wait.
+func (s *Service) startDeviceState(ctx context.Context, a Agent, st State) *deviceStep {
+	d := &deviceStep{s: s, agent: a, done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		d.err = s.setDeviceState(ctx, a, st)
+	}()
+	return d
+}
+
+// wait waits for the device state change and returns queueErr, the
+// result of the queue actions, or else the change's own error. When the
+// queue actions failed and the device changed, it pushes a step on undo
+// that sets the device back to the state of prev.
+func (d *deviceStep) wait(queueErr error, prev Session, undo *undoStack) error {
+	<-d.done
+	if queueErr == nil {
+		return d.err
+	}
+	if d.err == nil {
+		undo.push("set device "+d.agent.DeviceName()+" back", func(ctx context.Context) error {
+			return d.s.setDeviceState(ctx, d.agent, prev.Effective())
+		})
+	}
+	return queueErr
 }
 
 // setDeviceState sets the agent's Stasis: device to the mapped state.
