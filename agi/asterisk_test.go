@@ -388,3 +388,73 @@ func TestAsteriskSessionCapFailure(t *testing.T) {
 	assert.Equal(t, ResultOK, login["AGENT_RESULT"])
 	assert.Equal(t, uint64(1), srv.Stats().RejectedBusy)
 }
+
+// TestAsteriskSetVariables checks on Asterisk that SetVariables sets every
+// value unchanged, whether it goes by MSet or by SET VARIABLE, and that an
+// empty value in MSet clears a value set before.
+func TestAsteriskSetVariables(t *testing.T) {
+	bench := testbench.Require(t)
+	want := map[string]string{
+		"AGENTD_T_EMPTY":  "",
+		"AGENTD_T_STATE":  "READY",
+		"AGENTD_T_IFACE":  "Local/7@agent-phones/n",
+		"AGENTD_T_SINCE":  "1796414400",
+		"AGENTD_T_SIGNS":  "a_b.c:d/e@f+g-h",
+		"AGENTD_T_COMMA":  "Lunch, long",
+		"AGENTD_T_QUOTES": `say "hi" \o/`,
+		"AGENTD_T_SPACES": "  two  words ",
+		"AGENTD_T_ACCENT": "Almuerzo con café",
+		"AGENTD_T_EQUALS": "a=b",
+		"AGENTD_T_PARENS": "x(y)[z]",
+		"AGENTD_T_OPEN":   "x(y",
+		"AGENTD_T_TICK":   "it's",
+		"AGENTD_T_MARKS":  "#*!?%&~;<>^$={}=¿¡ñ",
+	}
+	type result struct {
+		got map[string]string
+		err error
+	}
+	results := make(chan result, 1)
+	// The dialplan extension "state" runs agent_state, and an Originate
+	// may not run AGI() directly, so the test replaces that script.
+	srv := newTestServer(t, newFakeAgents(readyAg), nil)
+	srv.handlers[ScriptAgentState] = func(ctx context.Context, s *Session) error {
+		res := result{got: map[string]string{}}
+		defer func() { results <- res }()
+		if res.err = s.SetVariable(ctx, "AGENTD_T_EMPTY", "stale"); res.err != nil {
+			return res.err
+		}
+		var vars []Variable
+		for name, value := range want {
+			vars = append(vars, Variable{Name: name, Value: value})
+		}
+		if res.err = s.SetVariables(ctx, vars); res.err != nil {
+			return res.err
+		}
+		for name := range want {
+			value, _, err := s.GetVariable(ctx, name)
+			if err != nil {
+				res.err = err
+				return err
+			}
+			res.got[name] = value
+		}
+		return nil
+	}
+	addr := startServer(t, srv)
+
+	bench.Originate(t, testbench.OriginateRequest{
+		Channel:   "Local/" + testbench.UniqueName("agi") + "@agent-phones/n",
+		Context:   "agentd-agi",
+		Exten:     "state",
+		Variables: map[string]string{"AGENT": testbench.UniqueName("agi"), "AGENTD_AGI_ADDR": addr},
+		Async:     true,
+	})
+	select {
+	case res := <-results:
+		require.NoError(t, res.err)
+		assert.Equal(t, want, res.got)
+	case <-time.After(asteriskWait):
+		t.Fatal("the AGI session did not run")
+	}
+}

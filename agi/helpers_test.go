@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -135,8 +137,9 @@ func (f *fakeAsterisk) requireFailure() {
 	require.Equal(f.t, failureLine, string(rest))
 }
 
-// serveVariables replies "200 result=1" to every SET VARIABLE until the
-// server closes the connection and returns the variables set.
+// serveVariables answers every SET VARIABLE with "200 result=1" and every
+// EXEC MSet with "200 result=0", as Asterisk does, until the server closes
+// the connection, and returns the variables set.
 func (f *fakeAsterisk) serveVariables() map[string]string {
 	f.t.Helper()
 	vars := map[string]string{}
@@ -146,11 +149,38 @@ func (f *fakeAsterisk) serveVariables() map[string]string {
 			return vars
 		}
 		require.NoError(f.t, err)
-		require.Len(f.t, words, 4, "command %q", words)
-		require.Equal(f.t, []string{"SET", "VARIABLE"}, words[:2])
-		vars[words[2]] = words[3]
-		f.write("200 result=1\n")
+		require.GreaterOrEqual(f.t, len(words), 2, "command %q", words)
+		switch words[0] + " " + words[1] {
+		case "SET VARIABLE":
+			require.Len(f.t, words, 4, "command %q", words)
+			vars[words[2]] = words[3]
+			f.write("200 result=1\n")
+		case "EXEC MSet":
+			require.Len(f.t, words, 3, "command %q", words)
+			maps.Copy(vars, msetPairs(f.t, words[2]))
+			f.write("200 result=0\n")
+		default:
+			f.t.Fatalf("unexpected command %q", words)
+		}
 	}
+}
+
+// msetPlainValue matches the values that MSet keeps unchanged.
+var msetPlainValue = regexp.MustCompile("^[^\\x00-\\x1f\\x7f,|\\\\\"'`()\\[\\]{}]*$")
+
+// msetPairs returns the variables of an MSet argument. It fails the test
+// for a value that MSet would change: a comma splits it, and quotes and
+// backslashes are dropped.
+func msetPairs(t testing.TB, arg string) map[string]string {
+	t.Helper()
+	vars := map[string]string{}
+	for pair := range strings.SplitSeq(arg, ",") {
+		name, value, ok := strings.Cut(pair, "=")
+		require.True(t, ok, "MSet pair %q has no '='", pair)
+		require.Regexp(t, msetPlainValue, value, "MSet value of %s", name)
+		vars[name] = value
+	}
+	return vars
 }
 
 // runScript runs one session of script against the server at addr.

@@ -61,11 +61,6 @@ const (
 	ErrorCodeUnknownScript  = "unknown_script"  // no handler for the script name
 )
 
-// variable is one channel variable to set.
-type variable struct {
-	name, value string
-}
-
 // registerAgentScripts registers the five agent scripts on s.
 func registerAgentScripts(s *Server, agents Agents) error {
 	timeout := s.cfg.CommandTimeout
@@ -154,16 +149,16 @@ func unknownScript(ctx context.Context, s *Session) error {
 // resultVars returns AGENT_RESULT and AGENT_ERROR: OK and empty for code
 // "", else ERROR and code. AGENT_ERROR is always set so that a value left
 // by an earlier AGI on the channel does not linger.
-func resultVars(code string) []variable {
+func resultVars(code string) []Variable {
 	result := ResultOK
 	if code != "" {
 		result = ResultError
 	}
-	return []variable{{VarResult, result}, {VarError, code}}
+	return []Variable{{VarResult, result}, {VarError, code}}
 }
 
 // stateVars returns the AGENT_STATE variables of st.
-func stateVars(st agent.Status) []variable {
+func stateVars(st agent.Status) []Variable {
 	var pauseID, pauseName, pauseType string
 	if st.Pause != nil {
 		pauseID, pauseName, pauseType = st.Pause.ID, st.Pause.Name, string(st.Pause.Type)
@@ -176,7 +171,7 @@ func stateVars(st agent.Status) []variable {
 	if iface == "" {
 		iface = st.Agent.Interface
 	}
-	return []variable{
+	return []Variable{
 		{VarState, string(st.Session.State)},
 		{VarPauseID, pauseID},
 		{VarPauseName, pauseName},
@@ -187,8 +182,8 @@ func stateVars(st agent.Status) []variable {
 }
 
 // unknownStateVars returns the AGENT_STATE variables of an unknown agent.
-func unknownStateVars() []variable {
-	return []variable{
+func unknownStateVars() []Variable {
+	return []Variable{
 		{VarState, StateUnknown},
 		{VarPauseID, ""},
 		{VarPauseName, ""},
@@ -198,16 +193,14 @@ func unknownStateVars() []variable {
 	}
 }
 
-// setVariables sets each variable in order and stops at the first error.
-// A pause name from the directory may contain a line break, which would end
-// the AGI command early, so line breaks become spaces.
-func setVariables(ctx context.Context, s *Session, vars []variable) error {
-	for _, v := range vars {
-		if err := s.SetVariable(ctx, v.name, sanitizeValue(v.value)); err != nil {
-			return err
-		}
+// setVariables sets the variables with Session.SetVariables: most in one
+// round trip. A pause name from the directory may contain a line break,
+// which would end the AGI command early, so line breaks become spaces.
+func setVariables(ctx context.Context, s *Session, vars []Variable) error {
+	for i := range vars {
+		vars[i].Value = sanitizeValue(vars[i].Value)
 	}
-	return nil
+	return s.SetVariables(ctx, vars)
 }
 
 // sanitizeValue replaces CR, LF and NUL, which a command line cannot

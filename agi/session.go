@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -210,6 +211,102 @@ func (s *Session) SetVariable(ctx context.Context, name, value string) error {
 	}
 	return nil
 }
+
+// Variable is a channel variable for SetVariables.
+type Variable struct {
+	Name, Value string
+}
+
+// appNotFound is the result of EXEC for an application Asterisk does not
+// have (handle_exec() in res_agi.c).
+const appNotFound = -2
+
+// SetVariables sets several channel variables. The plain ones (see
+// msetPlain) go in a single EXEC MSet command, so one round trip sets
+// them all. Each other variable gets its own SET VARIABLE after that.
+// When Asterisk has no MSet, every variable goes by SET VARIABLE.
+func (s *Session) SetVariables(ctx context.Context, vars []Variable) error {
+	var plain, other []Variable
+	for _, v := range vars {
+		if msetPlain(v) {
+			plain = append(plain, v)
+		} else {
+			other = append(other, v)
+		}
+	}
+	if len(plain) > 1 {
+		done, err := s.mset(ctx, plain)
+		if err != nil {
+			return err
+		}
+		if !done {
+			other = append(plain, other...)
+		}
+	} else {
+		other = append(plain, other...)
+	}
+	for _, v := range other {
+		if err := s.SetVariable(ctx, v.Name, v.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mset sets vars with EXEC MSet. done is false when Asterisk has no MSet
+// application.
+func (s *Session) mset(ctx context.Context, vars []Variable) (done bool, err error) {
+	var b strings.Builder
+	for i, v := range vars {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(v.Name)
+		b.WriteByte('=')
+		b.WriteString(v.Value)
+	}
+	resp, err := s.Command(ctx, "EXEC", "MSet", b.String())
+	if err != nil {
+		return false, err
+	}
+	if resp.Result == appNotFound {
+		s.log.Warn("Asterisk has no MSet application; setting variables one by one")
+		return false, nil
+	}
+	for _, v := range vars {
+		if v.Name == VarResult {
+			value := v.Value
+			s.result.Store(&value)
+		}
+	}
+	return true, nil
+}
+
+// msetPlain reports whether MSet passes v's name and value through
+// unchanged. Checked on Asterisk 22.10.1: MSet splits at commas, drops
+// double quotes and backslashes, and a parenthesis or bracket without its
+// pair joins the following pairs into the value. The other printable
+// ASCII characters and UTF-8 text pass unchanged.
+func msetPlain(v Variable) bool {
+	if v.Name == "" {
+		return false
+	}
+	for _, c := range []byte(v.Name) {
+		if !isWordByte(c) {
+			return false
+		}
+	}
+	for _, c := range []byte(v.Value) {
+		if c < ' ' || c == 0x7f || strings.IndexByte(msetSpecial, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// msetSpecial are the characters that MSet or the AGI command line
+// change: separators, quotes, escapes, and the pairs that nest.
+const msetSpecial = ",|\"'`()[]{}"
 
 // GetVariable reads a channel variable or dialplan function with GET
 // VARIABLE. ok is false when the variable is not set. Asterisk 22 returns

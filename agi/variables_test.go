@@ -1,0 +1,119 @@
+package agi
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestSetVariablesOneMSet(t *testing.T) {
+	errs := make(chan error, 1)
+	_, addr := probeServer(t, nil, func(ctx context.Context, s *Session) error {
+		errs <- s.SetVariables(ctx, []Variable{{"A", "READY"}, {"B", ""}, {"C", "Local/7@agent-phones/n"}, {"D", "1796414400"}})
+		return nil
+	})
+
+	f := dialAGI(t, addr)
+	f.write(asteriskHeader("probe"))
+	assert.Equal(t, []string{"EXEC", "MSet", "A=READY,B=,C=Local/7@agent-phones/n,D=1796414400"}, f.mustCommand())
+	f.write("200 result=0\n")
+	f.requireClosed()
+	require.NoError(t, <-errs)
+}
+
+func TestSetVariablesNotPlain(t *testing.T) {
+	errs := make(chan error, 1)
+	_, addr := probeServer(t, nil, func(ctx context.Context, s *Session) error {
+		errs <- s.SetVariables(ctx, []Variable{
+			{"A", "READY"}, {"NAME", "Lunch, long"}, {"B", "5"}, {"Q", `say "hi" \o/`},
+			{"SP", "two words"}, {"ES", "Almuerzo con café"}, {"EQ", "a=b"}, {"PAREN", "x(y"}, {"TICK", "it's"},
+		})
+		return nil
+	})
+
+	f := dialAGI(t, addr)
+	f.write(asteriskHeader("probe"))
+	assert.Equal(t, []string{"EXEC", "MSet", "A=READY,B=5,SP=two words,ES=Almuerzo con café,EQ=a=b"}, f.mustCommand())
+	f.write("200 result=0\n")
+	for _, want := range [][]string{
+		{"SET", "VARIABLE", "NAME", "Lunch, long"},
+		{"SET", "VARIABLE", "Q", `say "hi" \o/`},
+		{"SET", "VARIABLE", "PAREN", "x(y"},
+		{"SET", "VARIABLE", "TICK", "it's"},
+	} {
+		assert.Equal(t, want, f.mustCommand())
+		f.write("200 result=1\n")
+	}
+	f.requireClosed()
+	require.NoError(t, <-errs)
+}
+
+func TestSetVariablesSingle(t *testing.T) {
+	errs := make(chan error, 1)
+	_, addr := probeServer(t, nil, func(ctx context.Context, s *Session) error {
+		errs <- s.SetVariables(ctx, []Variable{{"A", "READY"}, {"NAME", "Lunch, long"}})
+		return nil
+	})
+
+	f := dialAGI(t, addr)
+	f.write(asteriskHeader("probe"))
+	assert.Equal(t, []string{"SET", "VARIABLE", "A", "READY"}, f.mustCommand(), "one plain variable needs no MSet")
+	f.write("200 result=1\n")
+	assert.Equal(t, []string{"SET", "VARIABLE", "NAME", "Lunch, long"}, f.mustCommand())
+	f.write("200 result=1\n")
+	f.requireClosed()
+	require.NoError(t, <-errs)
+}
+
+func TestSetVariablesWithoutMSet(t *testing.T) {
+	errs := make(chan error, 1)
+	_, addr := probeServer(t, nil, func(ctx context.Context, s *Session) error {
+		errs <- s.SetVariables(ctx, []Variable{{"A", "READY"}, {"B", "5"}})
+		return nil
+	})
+
+	f := dialAGI(t, addr)
+	f.write(asteriskHeader("probe"))
+	assert.Equal(t, []string{"EXEC", "MSet", "A=READY,B=5"}, f.mustCommand())
+	f.write("200 result=-2\n")
+	assert.Equal(t, []string{"SET", "VARIABLE", "A", "READY"}, f.mustCommand())
+	f.write("200 result=1\n")
+	assert.Equal(t, []string{"SET", "VARIABLE", "B", "5"}, f.mustCommand())
+	f.write("200 result=1\n")
+	f.requireClosed()
+	require.NoError(t, <-errs)
+}
+
+func TestSetVariablesDeadChannel(t *testing.T) {
+	errs := make(chan error, 1)
+	_, addr := probeServer(t, nil, func(ctx context.Context, s *Session) error {
+		errs <- s.SetVariables(ctx, []Variable{{"A", "READY"}, {"B", "5"}, {"C", "x y"}})
+		return nil
+	})
+
+	f := dialAGI(t, addr)
+	f.write(asteriskHeader("probe"))
+	f.mustCommand()
+	f.write("511 Command Not Permitted on a dead channel or intercept routine\n")
+	f.requireClosed()
+	require.ErrorIs(t, <-errs, ErrDeadChannel, "nothing more is sent after a failed MSet")
+}
+
+func TestSetVariablesSessionResult(t *testing.T) {
+	outcomes := make(chan string, 1)
+	_, addr := probeServer(t, func(c *Config) {
+		c.OnSession = func(_, outcome string, _ time.Duration) { outcomes <- outcome }
+	}, func(ctx context.Context, s *Session) error {
+		return s.SetVariables(ctx, []Variable{{VarResult, ResultError}, {VarError, "not_logged_in"}})
+	})
+
+	f := dialAGI(t, addr)
+	f.write(asteriskHeader("probe"))
+	assert.Equal(t, []string{"EXEC", "MSet", "AGENT_RESULT=ERROR,AGENT_ERROR=not_logged_in"}, f.mustCommand())
+	f.write("200 result=0\n")
+	f.requireClosed()
+	assert.Equal(t, ResultError, <-outcomes, "AGENT_RESULT set by MSet is the session's outcome")
+}
