@@ -424,3 +424,19 @@ func TestGetVariableUnset(t *testing.T) {
 	assert.False(t, r.ok)
 	assert.Empty(t, r.value)
 }
+
+func TestSessionGoroutinesReused(t *testing.T) {
+	srv := newTestServer(t, newFakeAgents(readyAg), nil)
+	addr := startServer(t, srv)
+
+	for range 20 {
+		vars := runScript(t, addr, ScriptAgentState, "1001")
+		require.Equal(t, "READY", vars[VarState])
+		require.Eventually(t, func() bool { return srv.Stats().Active == 0 }, 5*time.Second, time.Millisecond)
+	}
+
+	assert.Equal(t, uint64(20), srv.Stats().Accepted)
+	// Without reuse each session starts a goroutine. A session may start
+	// one when it arrives before the last goroutine is back in its wait.
+	assert.Less(t, srv.counters.workers.Load(), uint64(10), "sessions one after another reuse goroutines")
+}

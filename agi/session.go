@@ -31,8 +31,11 @@ type Session struct {
 	r       *reader
 	header  Header
 	request Request
-	log     *slog.Logger
 	timeout time.Duration
+
+	serverLog *slog.Logger
+	logOnce   sync.Once
+	log       *slog.Logger // from serverLog, built by Logger
 
 	hangups atomic.Int64
 	// result is the last AGENT_RESULT set, for Config.OnSession.
@@ -43,7 +46,7 @@ type Session struct {
 }
 
 func newSession(conn net.Conn, r *reader, h Header, req Request, timeout time.Duration, log *slog.Logger) *Session {
-	return &Session{conn: conn, r: r, header: h, request: req, timeout: timeout, log: log}
+	return &Session{conn: conn, r: r, header: h, request: req, timeout: timeout, serverLog: log}
 }
 
 // Header returns the agi_* variables Asterisk sent.
@@ -57,8 +60,12 @@ func (s *Session) Request() Request {
 }
 
 // Logger returns the session's logger, which adds the script name and the
-// channel's uniqueid to each line.
+// channel's uniqueid to each line. It is built on first use, because most
+// sessions log nothing and With costs allocations.
 func (s *Session) Logger() *slog.Logger {
+	s.logOnce.Do(func() {
+		s.log = s.serverLog.With("script", s.request.Script, "uniqueid", s.header.UniqueID())
+	})
 	return s.log
 }
 
@@ -270,7 +277,7 @@ func (s *Session) mset(ctx context.Context, vars []Variable) (done bool, err err
 		return false, err
 	}
 	if resp.Result == appNotFound {
-		s.log.Warn("Asterisk has no MSet application; setting variables one by one")
+		s.Logger().Warn("Asterisk has no MSet application; setting variables one by one")
 		return false, nil
 	}
 	for _, v := range vars {

@@ -41,6 +41,7 @@ type counters struct {
 	unknownScripts  atomic.Uint64
 	failed          atomic.Uint64
 	hangups         atomic.Uint64
+	workers         atomic.Uint64 // session goroutines started
 
 	addressLog logLimiter
 	busyLog    logLimiter

@@ -349,7 +349,7 @@ func (d *Daemon) startAGI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.agiLn, err = net.Listen("tcp", d.cfg.AGI.Listen)
+	d.agiLn, err = agi.Listen(ctx, d.cfg.AGI.Listen)
 	if err != nil {
 		return fmt.Errorf("agi.listen %s: %w", d.cfg.AGI.Listen, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/contactcenter/agentd/agi"
 	"github.com/contactcenter/agentd/internal/bench/fastagi"
 	"github.com/contactcenter/agentd/internal/bench/latency"
 	"github.com/contactcenter/agentd/internal/bench/rawami"
@@ -78,8 +79,8 @@ func agiCommands(addr, agentID string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(commands) == 0 || !strings.Contains(commands[0], "SET VARIABLE") {
-		return nil, fmt.Errorf("agent_state sent %q, expected SET VARIABLE commands", commands)
+	if len(commands) == 0 || !strings.HasPrefix(commands[0], "SET VARIABLE ") && !strings.HasPrefix(commands[0], "EXEC ") {
+		return nil, fmt.Errorf("agent_state sent %q, expected EXEC or SET VARIABLE commands", commands)
 	}
 	return commands, nil
 }
@@ -150,7 +151,7 @@ func agiSessions(ctx context.Context, addr, header string, commands, count, conc
 // header, sends commands one by one, reading a response line after each,
 // and closes. It returns its address and a function that stops it.
 func startScriptedAGI(commands []string) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := agi.Listen(context.Background(), "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
 	}

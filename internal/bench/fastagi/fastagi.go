@@ -1,6 +1,8 @@
 // Package fastagi plays Asterisk's side of a FastAGI session: it connects
-// to the server, sends the agi_* header and responds to every command with
-// "200 result=1", as res_agi does for SET VARIABLE.
+// to the server, sends the agi_* header and responds to every command as
+// res_agi does when it succeeds: "200 result=0" to EXEC (the result of
+// the application, 0 for MSet) and "200 result=1" to the others, such as
+// SET VARIABLE.
 package fastagi
 
 import (
@@ -52,7 +54,10 @@ func Header(addr, script, uniqueID string, args ...string) string {
 // the commands the server sent, in order. It ends when the server closes
 // the connection, which is how a FastAGI script ends, or at the deadline.
 func Session(addr, header string, timeout time.Duration) ([]string, error) {
-	conn, err := net.DialTimeout("tcp", addr, timeout)
+	// No TCP keepalive, so the client makes no system calls beyond the
+	// session itself.
+	dialer := net.Dialer{Timeout: timeout, KeepAlive: -1}
+	conn, err := dialer.Dial("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial FastAGI %s: %w", addr, err)
 	}
@@ -73,7 +78,11 @@ func Session(addr, header string, timeout time.Duration) ([]string, error) {
 			return commands, fmt.Errorf("read FastAGI command %d: %w", len(commands)+1, err)
 		}
 		commands = append(commands, strings.TrimRight(line, "\r\n"))
-		if _, err := io.WriteString(conn, "200 result=1\n"); err != nil {
+		resp := "200 result=1\n"
+		if strings.HasPrefix(line, "EXEC ") {
+			resp = "200 result=0\n"
+		}
+		if _, err := io.WriteString(conn, resp); err != nil {
 			return commands, fmt.Errorf("write the response to FastAGI command %q: %w", line, err)
 		}
 	}
