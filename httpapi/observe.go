@@ -98,7 +98,8 @@ func requestID(sent string) string {
 
 // logRequest logs one line per request. API routes log at Info and other
 // routes, such as 404s and mounted health checks, at Debug. A 5xx response
-// logs at Error with the error.
+// of an API route, or with an error from any handler, logs at Error with
+// the error.
 func (s *Server) logRequest(c echo.Context, st *requestState, elapsed time.Duration) {
 	r := c.Request()
 	status := c.Response().Status
@@ -124,9 +125,11 @@ func (s *Server) logRequest(c echo.Context, st *requestState, elapsed time.Durat
 
 	level := slog.LevelInfo
 	switch {
-	case status >= http.StatusInternalServerError:
+	case status >= http.StatusInternalServerError && (isAPIRoute(c.Path()) || st.failure != nil):
 		level = slog.LevelError
 	case !isAPIRoute(c.Path()):
+		// Includes /readyz answering 503 while a connection is down: the
+		// connection logs that itself.
 		level = slog.LevelDebug
 	}
 	s.log.LogAttrs(r.Context(), level, "http request", attrs...)

@@ -649,6 +649,18 @@ func TestMountedRoutes(t *testing.T) {
 	}
 }
 
+func TestMounted503LogsAtDebug(t *testing.T) {
+	s, _, logs := testServer(t)
+	s.Echo().GET("/readyz", func(c echo.Context) error { return c.String(http.StatusServiceUnavailable, "ami down") })
+
+	rec := serve(s, request{method: http.MethodGet, path: "/readyz"})
+
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	lines := logLines(t, logs)
+	require.Len(t, lines, 1)
+	assert.Equal(t, "DEBUG", lines[0]["level"], "a readiness answer is not a failure of the request")
+}
+
 func TestUnexpectedHandlerErrorIsInternal(t *testing.T) {
 	s, _, logs := testServer(t)
 	s.Echo().GET("/fails", func(echo.Context) error { return errors.New("disk on fire") })
