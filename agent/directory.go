@@ -106,15 +106,27 @@ func ParseDirectory(name string, data []byte) (*Directory, error) {
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) { // an empty file is an empty directory
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	d, err := buildDirectory(name, &f, lineIndex{})
+	if err == nil {
+		return d, nil
+	}
+	// The lines are only needed to report problems. A node tree of the
+	// file costs several times its size in memory (tens of MB for 10,000
+	// agents), so it is parsed only then.
 	var root yaml.Node
-	_ = yaml.Unmarshal(data, &root) // already decoded above; used for line numbers
-	lines := newLineIndex(&root)
+	_ = yaml.Unmarshal(data, &root) // already decoded above
+	_, err = buildDirectory(name, &f, newLineIndex(&root))
+	return nil, err
+}
 
+// buildDirectory validates f and builds its directory. lines gives the
+// line numbers of the problems; without a tree every problem is on line 1.
+func buildDirectory(name string, f *directoryFile, lines lineIndex) (*Directory, error) {
 	v := &validator{file: name}
 	d := &Directory{agents: map[string]Agent{}, byInterface: map[string]string{}, byChannelBase: map[string]string{}, pauses: map[string]Pause{}}
 	d.addBuiltinPauses(f.BuiltinPauses)
 	d.addPauses(f.Pauses, lines, v)
-	d.addAgents(f, lines, v)
+	d.addAgents(*f, lines, v)
 	if err := v.err(); err != nil {
 		return nil, err
 	}
