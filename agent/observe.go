@@ -295,8 +295,12 @@ func (s *Service) updateEndpoint(ctx context.Context, agentID string, online boo
 	}
 	defer sl.lock.Unlock()
 	prev := s.current(agentID)
-	if online {
+	switch {
+	case online:
 		s.stopLogoutTimer(sl)
+		sl.offlineSince = time.Time{}
+	case sl.offlineSince.IsZero():
+		sl.offlineSince = s.stamp()
 	}
 	if !prev.LoggedIn() {
 		return
@@ -314,7 +318,7 @@ func (s *Service) updateEndpoint(ctx context.Context, agentID string, online boo
 	next.Unavailable = !online
 	next.UnavailableSince = time.Time{}
 	if !online {
-		next.UnavailableSince = s.stamp()
+		next.UnavailableSince = sl.offlineSince
 		s.startLogoutTimer(sl, agentID, s.outside.unavailableLogout)
 	}
 	s.applyAvailability(ctx, sl, a, prev, next, EventAvailabilityChanged)

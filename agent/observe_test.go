@@ -416,3 +416,49 @@ func TestCloseWhileEventsArrive(t *testing.T) {
 	f.svc.ObserveCall("1001", "chan-after", agent.CallUp)
 	assert.Empty(t, settle(f), "no event is handled after Close")
 }
+
+func TestLoginWithPhoneOffline(t *testing.T) {
+	f := newObserveFixture(t, agent.MemberRestore, 0)
+	f.svc.ObserveEndpoint("PJSIP/1001", false)
+	assert.Empty(t, settle(f), "a logged-out agent's endpoint changes no session")
+
+	res, err := f.svc.Login(t.Context(), "1001", agent.SourceAPI)
+
+	require.NoError(t, err)
+	assert.Equal(t, agent.StateReady, res.Status.Session.State)
+	assert.True(t, res.Status.Session.Unavailable)
+	assert.Equal(t, agent.StateUnavailable, res.Status.Session.Effective())
+	assert.Equal(t, "UNAVAILABLE", f.devices.State("Stasis:agent-1001"))
+
+	f.reset()
+	f.svc.ObserveEndpoint("PJSIP/1001", true)
+	c := waitChange(t, f)
+	assert.Equal(t, agent.StateReady, c.Session.Effective())
+	assert.Equal(t, "NOT_INUSE", f.devices.State("Stasis:agent-1001"))
+}
+
+func TestLoginWithPhoneOfflineLogsOutAfterGrace(t *testing.T) {
+	f := newObserveFixture(t, agent.MemberRestore, 50*time.Millisecond)
+	f.svc.ObserveEndpoint("PJSIP/1001", false)
+	settle(f)
+
+	_, err := f.svc.Login(t.Context(), "1001", agent.SourceAPI)
+	require.NoError(t, err)
+
+	require.Eventually(t, func() bool {
+		st, err := f.svc.Status("1001")
+		return err == nil && st.Session.State == agent.StateOffline
+	}, 5*time.Second, 5*time.Millisecond, "the grace period starts at the login")
+}
+
+func TestLoginDuringCall(t *testing.T) {
+	f := newObserveFixture(t, agent.MemberRestore, 0)
+	f.svc.ObserveCall("1001", "chan-1", agent.CallUp)
+	assert.Empty(t, settle(f))
+
+	res, err := f.svc.Login(t.Context(), "1001", agent.SourceAPI)
+
+	require.NoError(t, err)
+	assert.Equal(t, agent.StateOnCall, res.Status.Session.Effective())
+	assert.Equal(t, "INUSE", f.devices.State("Stasis:agent-1001"))
+}

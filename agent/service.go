@@ -157,6 +157,10 @@ type slot struct {
 	calls map[string]CallState
 	// logoutTimer logs the agent out after its endpoint stayed offline.
 	logoutTimer *time.Timer
+	// offlineSince is when the agent's endpoint went offline, zero while
+	// it is online or unknown. It is kept while the agent is logged out,
+	// so a login shows the agent unavailable; guarded by lock.
+	offlineSince time.Time
 	// restores holds the recent restores of each queue's member, to stop
 	// a restore loop with another system; guarded by lock.
 	restores map[string][]time.Time

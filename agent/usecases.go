@@ -24,9 +24,18 @@ func (s *Service) Login(ctx context.Context, agentID string, src Source) (Result
 	}
 	defer sl.lock.Unlock()
 	prev := s.current(agentID)
+	// The calls and the endpoint are followed while the agent is logged
+	// out too, so the new session starts with them.
+	next := prev
+	next.State = StateReady
+	next.PauseID = ""
+	next.Interface = a.Interface
+	next.CallState = aggregateCalls(sl.calls)
+	next.Unavailable = !sl.offlineSince.IsZero()
+	next.UnavailableSince = sl.offlineSince
 
 	var undo undoStack
-	device := s.startDeviceState(ctx, a, StateReady)
+	device := s.startDeviceState(ctx, a, next.Effective())
 	members, already, warnings, err := s.addMembers(ctx, a, &undo)
 	if err == nil {
 		err = s.removeStale(ctx, prev, members)
@@ -42,10 +51,6 @@ func (s *Service) Login(ctx context.Context, agentID string, src Source) (Result
 		return Result{}, fmt.Errorf("login agent %q: %w", agentID, err)
 	}
 
-	next := prev
-	next.State = StateReady
-	next.PauseID = ""
-	next.Interface = a.Interface
 	next.Members = members
 	if prev.State != StateReady {
 		next.Since = s.stamp()
@@ -54,6 +59,10 @@ func (s *Service) Login(ctx context.Context, agentID string, src Source) (Result
 		return Result{Status: s.status(a, prev), Warnings: warnings}, nil
 	}
 	st, err := s.commit(ctx, sl, a, EventLoggedIn, nil, prev, next, src, &undo)
+	if err == nil && next.Unavailable && !prev.Unavailable {
+		// The grace period before the logout starts at the login.
+		s.startLogoutTimer(sl, agentID, s.outside.unavailableLogout)
+	}
 	return Result{Status: st, Warnings: warnings}, err
 }
 

@@ -49,7 +49,7 @@ func TestEndToEndWithAgentService(t *testing.T) {
 			name:   "logout before login",
 			path:   "/api/v1/asterisk_logout/",
 			status: http.StatusOK,
-			want:   `{"status":"OK","agent_id":"1001","state":"OFFLINE","queues":[]}`,
+			want:   `{"status":"OK","agent_id":"1001","state":"OFFLINE","effective_state":"OFFLINE","queues":[]}`,
 		},
 		{
 			name:        "pause before login",
@@ -63,7 +63,7 @@ func TestEndToEndWithAgentService(t *testing.T) {
 			name:   "login",
 			path:   "/api/v1/asterisk_login",
 			status: http.StatusOK,
-			want: `{"status":"OK","agent_id":"1001","state":"READY","since":"2026-12-04T20:15:01.500Z",
+			want: `{"status":"OK","agent_id":"1001","state":"READY","effective_state":"READY","since":"2026-12-04T20:15:01.500Z",
 				"queues":[{"name":"sales","penalty":0,"paused":false}],
 				"warnings":[{"code":"no_such_queue","queue":"support","message":"Queue \"support\" does not exist in Asterisk, so the agent was not added to it. Ask the administrator to create the queue or remove it from the agent."}]}`,
 		},
@@ -73,7 +73,7 @@ func TestEndToEndWithAgentService(t *testing.T) {
 			contentType: "application/x-www-form-urlencoded",
 			body:        "pause_id=5",
 			status:      http.StatusOK,
-			want: `{"status":"OK","agent_id":"1001","state":"PAUSED","pause_id":"5","pause_name":"Lunch","pause_type":"recreational",
+			want: `{"status":"OK","agent_id":"1001","state":"PAUSED","effective_state":"PAUSED","pause_id":"5","pause_name":"Lunch","pause_type":"recreational",
 				"since":"2026-12-04T20:15:03.500Z","queues":[{"name":"sales","penalty":0,"paused":true}]}`,
 		},
 		{
@@ -82,7 +82,7 @@ func TestEndToEndWithAgentService(t *testing.T) {
 			contentType: "application/json",
 			body:        `{"pause_id":0}`,
 			status:      http.StatusOK,
-			want: `{"status":"OK","agent_id":"1001","state":"PAUSED","pause_id":"0","pause_name":"ACW","pause_type":"productive",
+			want: `{"status":"OK","agent_id":"1001","state":"PAUSED","effective_state":"PAUSED","pause_id":"0","pause_name":"ACW","pause_type":"productive",
 				"since":"2026-12-04T20:15:05.500Z","queues":[{"name":"sales","penalty":0,"paused":true}]}`,
 		},
 		{
@@ -107,14 +107,14 @@ func TestEndToEndWithAgentService(t *testing.T) {
 			contentType: "application/json",
 			body:        `{"pause_id":"0"}`,
 			status:      http.StatusOK,
-			want: `{"status":"OK","agent_id":"1001","state":"READY","since":"2026-12-04T20:15:07.500Z",
+			want: `{"status":"OK","agent_id":"1001","state":"READY","effective_state":"READY","since":"2026-12-04T20:15:07.500Z",
 				"queues":[{"name":"sales","penalty":0,"paused":false}]}`,
 		},
 		{
 			name:   "logout",
 			path:   "/api/v1/asterisk_logout",
 			status: http.StatusOK,
-			want:   `{"status":"OK","agent_id":"1001","state":"OFFLINE","since":"2026-12-04T20:15:09.500Z","queues":[]}`,
+			want:   `{"status":"OK","agent_id":"1001","state":"OFFLINE","effective_state":"OFFLINE","since":"2026-12-04T20:15:09.500Z","queues":[]}`,
 		},
 	}
 	for _, step := range steps {

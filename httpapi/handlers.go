@@ -63,6 +63,7 @@ type statusResponse struct {
 	Status    string            `json:"status"`
 	AgentID   string            `json:"agent_id"`
 	State     agent.State       `json:"state"`
+	Effective agent.State       `json:"effective_state"`
 	PauseID   string            `json:"pause_id,omitempty"`
 	PauseName string            `json:"pause_name,omitempty"`
 	PauseType agent.PauseType   `json:"pause_type,omitempty"`
@@ -92,10 +93,11 @@ const sinceLayout = "2006-01-02T15:04:05.000Z07:00"
 func newStatusResponse(result agent.Result, lang language) statusResponse {
 	st := result.Status
 	resp := statusResponse{
-		Status:  "OK",
-		AgentID: st.Agent.ID,
-		State:   st.Session.State,
-		Queues:  make([]queueResponse, 0, len(st.Session.Members)),
+		Status:    "OK",
+		AgentID:   st.Agent.ID,
+		State:     st.Session.State,
+		Effective: st.Session.Effective(),
+		Queues:    make([]queueResponse, 0, len(st.Session.Members)),
 	}
 	if st.Session.Paused() && st.Pause != nil {
 		resp.PauseID = st.Pause.ID

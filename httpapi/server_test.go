@@ -364,7 +364,7 @@ func TestSuccessResponseJSON(t *testing.T) {
 		{
 			name:   "paused with warning",
 			result: pausedResult(),
-			want: `{"status":"OK","agent_id":"1001","state":"PAUSED","pause_id":"5","pause_name":"Lunch","pause_type":"recreational",
+			want: `{"status":"OK","agent_id":"1001","state":"PAUSED","effective_state":"PAUSED","pause_id":"5","pause_name":"Lunch","pause_type":"recreational",
 				"since":"2026-12-04T20:15:03.123Z",
 				"queues":[{"name":"sales","penalty":0,"paused":true},{"name":"support","penalty":2,"paused":true}],
 				"warnings":[{"code":"no_such_queue","queue":"x","message":"Queue \"x\" does not exist in Asterisk, so the agent was not added to it. Ask the administrator to create the queue or remove it from the agent."}]}`,
@@ -373,7 +373,7 @@ func TestSuccessResponseJSON(t *testing.T) {
 			name:     "warning in spanish",
 			result:   agent.Result{Status: agent.Status{Agent: agent.Agent{ID: "1001"}, Session: agent.Session{State: agent.StateReady}}, Warnings: []agent.Warning{{Code: agent.WarningNoSuchQueue, Queue: "x"}}},
 			language: "es",
-			want: `{"status":"OK","agent_id":"1001","state":"READY","queues":[],
+			want: `{"status":"OK","agent_id":"1001","state":"READY","effective_state":"READY","queues":[],
 				"warnings":[{"code":"no_such_queue","queue":"x","message":"La cola \"x\" no existe en Asterisk, así que el agente no fue agregado a ella. Pida al administrador que cree la cola o la quite del agente."}]}`,
 		},
 		{
@@ -382,17 +382,27 @@ func TestSuccessResponseJSON(t *testing.T) {
 				Agent:   agent.Agent{ID: "1001"},
 				Session: agent.Session{State: agent.StateReady, Since: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Members: []agent.Member{{Queue: "sales", Penalty: 1}}},
 			}},
-			want: `{"status":"OK","agent_id":"1001","state":"READY","since":"2026-01-02T03:04:05.000Z","queues":[{"name":"sales","penalty":1,"paused":false}]}`,
+			want: `{"status":"OK","agent_id":"1001","state":"READY","effective_state":"READY","since":"2026-01-02T03:04:05.000Z","queues":[{"name":"sales","penalty":1,"paused":false}]}`,
+		},
+		{
+			name:   "ready with the phone offline",
+			result: agent.Result{Status: agent.Status{Agent: agent.Agent{ID: "1001"}, Session: agent.Session{State: agent.StateReady, Unavailable: true}}},
+			want:   `{"status":"OK","agent_id":"1001","state":"READY","effective_state":"UNAVAILABLE","queues":[]}`,
+		},
+		{
+			name:   "paused on a call",
+			result: agent.Result{Status: agent.Status{Agent: agent.Agent{ID: "1001"}, Session: agent.Session{State: agent.StatePaused, CallState: agent.CallUp}}},
+			want:   `{"status":"OK","agent_id":"1001","state":"PAUSED","effective_state":"ONCALL","queues":[]}`,
 		},
 		{
 			name:   "offline never logged in",
 			result: agent.Result{Status: agent.Status{Agent: agent.Agent{ID: "1001"}, Session: agent.Session{AgentID: "1001", State: agent.StateOffline}}},
-			want:   `{"status":"OK","agent_id":"1001","state":"OFFLINE","queues":[]}`,
+			want:   `{"status":"OK","agent_id":"1001","state":"OFFLINE","effective_state":"OFFLINE","queues":[]}`,
 		},
 		{
 			name:   "unknown warning code",
 			result: agent.Result{Status: agent.Status{Agent: agent.Agent{ID: "1001"}, Session: agent.Session{State: agent.StateReady}}, Warnings: []agent.Warning{{Code: "new_code", Queue: "q"}}},
-			want:   `{"status":"OK","agent_id":"1001","state":"READY","queues":[],"warnings":[{"code":"new_code","queue":"q","message":"Warning new_code on queue \"q\"."}]}`,
+			want:   `{"status":"OK","agent_id":"1001","state":"READY","effective_state":"READY","queues":[],"warnings":[{"code":"new_code","queue":"q","message":"Warning new_code on queue \"q\"."}]}`,
 		},
 	}
 	for _, tt := range tests {
