@@ -261,7 +261,7 @@ func (s *Session) SetVariables(ctx context.Context, vars []Variable) error {
 }
 
 // mset sets vars with EXEC MSet. done is false when Asterisk has no MSet
-// application.
+// application or does not run EXEC on the channel.
 func (s *Session) mset(ctx context.Context, vars []Variable) (done bool, err error) {
 	var b strings.Builder
 	for i, v := range vars {
@@ -273,6 +273,11 @@ func (s *Session) mset(ctx context.Context, vars []Variable) (done bool, err err
 		b.WriteString(v.Value)
 	}
 	resp, err := s.Command(ctx, "EXEC", "MSet", b.String())
+	if errors.Is(err, ErrDeadChannel) {
+		// SET VARIABLE is permitted on a dead channel; should EXEC not be,
+		// the variables still get set.
+		return false, nil
+	}
 	if err != nil {
 		return false, err
 	}

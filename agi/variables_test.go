@@ -90,16 +90,20 @@ func TestSetVariablesWithoutMSet(t *testing.T) {
 func TestSetVariablesDeadChannel(t *testing.T) {
 	errs := make(chan error, 1)
 	_, addr := probeServer(t, nil, func(ctx context.Context, s *Session) error {
-		errs <- s.SetVariables(ctx, []Variable{{"A", "READY"}, {"B", "5"}, {"C", "x y"}})
+		errs <- s.SetVariables(ctx, []Variable{{"A", "READY"}, {"B", "5"}})
 		return nil
 	})
 
 	f := dialAGI(t, addr)
 	f.write(asteriskHeader("probe"))
-	f.mustCommand()
+	assert.Equal(t, []string{"EXEC", "MSet", "A=READY,B=5"}, f.mustCommand())
+	f.write("511 Command Not Permitted on a dead channel or intercept routine\n")
+	assert.Equal(t, []string{"SET", "VARIABLE", "A", "READY"}, f.mustCommand(), "SET VARIABLE runs on a dead channel")
+	f.write("200 result=1\n")
+	assert.Equal(t, []string{"SET", "VARIABLE", "B", "5"}, f.mustCommand())
 	f.write("511 Command Not Permitted on a dead channel or intercept routine\n")
 	f.requireClosed()
-	require.ErrorIs(t, <-errs, ErrDeadChannel, "nothing more is sent after a failed MSet")
+	require.ErrorIs(t, <-errs, ErrDeadChannel)
 }
 
 func TestSetVariablesSessionResult(t *testing.T) {
