@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/contactcenter/agentd/internal/backoff"
 )
 
 // Defaults applied by NewEventStream to zero EventStreamConfig fields.
@@ -243,8 +244,8 @@ func (s *EventStream) Run(ctx context.Context) error {
 // each failure or disconnect. It logs a failed attempt when its error
 // differs from the previous one, and each recovery.
 func (s *EventStream) connectLoop(ctx context.Context, queue chan<- Event, callbacks *sync.WaitGroup) {
-	retry := newBackoff(s.cfg.BackoffInitial, s.cfg.BackoffMax)
-	var lastLogged string
+	retry := backoff.New(s.cfg.BackoffInitial, s.cfg.BackoffMax)
+	var repeats backoff.Repeats
 	failed := 0 // failed attempts since the last connect
 	for {
 		s.counters.attempts.Add(1)
@@ -259,9 +260,9 @@ func (s *EventStream) connectLoop(ctx context.Context, queue chan<- Event, callb
 				return
 			}
 			s.disconnected(err, lasted)
-			lastLogged = err.Error()
+			repeats.Seen(err) // logged by disconnected
 			if lasted >= stableConnection {
-				retry.reset()
+				retry.Reset()
 			}
 		} else {
 			s.counters.failures.Add(1)
@@ -271,26 +272,24 @@ func (s *EventStream) connectLoop(ctx context.Context, queue chan<- Event, callb
 			return
 		}
 
-		delay := retry.next()
+		delay := retry.Next()
 		s.setDown(err)
-		lastLogged = s.logAttempt(err, lastLogged, failed, delay)
-		if !sleep(ctx, delay) {
+		s.logAttempt(err, repeats.Seen(err), failed, delay)
+		if !backoff.Sleep(ctx, delay) {
 			return
 		}
 	}
 }
 
-// logAttempt logs err at Warn when it differs from the last logged error,
-// else at Debug, and returns the text now logged.
-func (s *EventStream) logAttempt(err error, lastLogged string, failed int, delay time.Duration) string {
-	text := err.Error()
-	level := slog.LevelDebug
-	if text != lastLogged {
-		level = slog.LevelWarn
+// logAttempt logs a failed attempt at Warn, or at Debug when its error
+// repeats the last one logged.
+func (s *EventStream) logAttempt(err error, repeated bool, failed int, delay time.Duration) {
+	level := slog.LevelWarn
+	if repeated {
+		level = slog.LevelDebug
 	}
 	s.log.Log(context.Background(), level, "ARI event stream not connected, retrying",
 		"err", err, "failed_attempts", failed, "retry_in", delay)
-	return text
 }
 
 func (s *EventStream) connected(failedBefore int) {
@@ -516,18 +515,6 @@ func (s *EventStream) Stats() StreamStats {
 		Malformed:    c.malformed.Load(),
 		Dropped:      c.dropped.Load(),
 		PingFailures: c.pingFailures.Load(),
-	}
-}
-
-// sleep waits for d and reports false when ctx ends first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-timer.C:
-		return true
 	}
 }
 

@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"time"
 
+	"github.com/contactcenter/agentd/internal/backoff"
 	"github.com/nats-io/nats.go"
 )
 
@@ -153,26 +153,12 @@ func authOptions(cfg ConnConfig) ([]nats.Option, error) {
 	return opts, nil
 }
 
-// reconnectDelay returns the wait before reconnect round attempts: it
-// doubles from minWait up to maxWait and adds up to 20% jitter.
+// reconnectDelay returns the wait before reconnect round attempts: a
+// random wait below a bound that doubles from minWait up to maxWait.
 func reconnectDelay(minWait, maxWait time.Duration) nats.ReconnectDelayHandler {
 	return func(attempts int) time.Duration {
-		return backoff(attempts, minWait, maxWait)
+		return backoff.Delay(minWait, maxWait, attempts)
 	}
-}
-
-// backoff returns minWait·2^(attempt-1), capped at maxWait, plus up to 20%
-// jitter.
-func backoff(attempt int, minWait, maxWait time.Duration) time.Duration {
-	d := minWait
-	for i := 1; i < attempt && d < maxWait; i++ {
-		d *= 2
-	}
-	d = min(d, maxWait)
-	if d <= 0 {
-		return 0
-	}
-	return d + rand.N(d/5+1)
 }
 
 // readable checks that path can be opened for reading, so that a wrong

@@ -3,6 +3,8 @@ package events
 import (
 	"errors"
 	"time"
+
+	"github.com/contactcenter/agentd/internal/backoff"
 )
 
 // flushRetryMin is the first wait after a failed attempt to store an outbox
@@ -15,7 +17,7 @@ const flushRetryMin = 100 * time.Millisecond
 func (s *Store) runFlusher() {
 	defer close(s.flusherDone)
 	var attempt int
-	var lastErr string
+	var repeats backoff.Repeats
 	for {
 		rec, pending := s.outboxHead()
 		if !pending && s.isStopping() {
@@ -25,7 +27,7 @@ func (s *Store) runFlusher() {
 		err := s.flushStep(rec, pending)
 		if err == nil {
 			attempt = 0
-			lastErr = ""
+			repeats.Reset()
 			if !pending && !s.waitForWork(0, true) {
 				return
 			}
@@ -37,9 +39,8 @@ func (s *Store) runFlusher() {
 			// The connection handlers log disconnects, and other errors
 			// are logged here when they change.
 			attempt++
-			wait = backoff(attempt, flushRetryMin, s.cfg.Conn.ReconnectWaitMax)
-			if msg := err.Error(); msg != lastErr {
-				lastErr = msg
+			wait = backoff.Delay(flushRetryMin, s.cfg.Conn.ReconnectWaitMax, attempt)
+			if !repeats.Seen(err) {
 				s.log.Warn("NATS not ready for changes; retrying",
 					"entries", s.Stats().OutboxDepth, "retry_in", wait, "err", err)
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/contactcenter/agentd/agent"
+	"github.com/contactcenter/agentd/internal/backoff"
 )
 
 // Sessions returns the session of every agent in the bucket, with changes
@@ -53,7 +54,7 @@ func (s *Store) waitReady(ctx context.Context) (jetstream.KeyValue, error) {
 	lastErr := errNotConnected
 	for attempt := 1; ; attempt++ {
 		changed := s.status.wait()
-		wait := backoff(attempt, flushRetryMin, s.cfg.Conn.ReconnectWaitMax)
+		wait := backoff.Delay(flushRetryMin, s.cfg.Conn.ReconnectWaitMax, attempt)
 		if s.nc.IsConnected() {
 			kv, err := s.ensureSetup(ctx)
 			if err == nil {
