@@ -69,7 +69,9 @@ func (c *Client) send(ctx context.Context, msg Message, list bool) (Message, []M
 
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ActionTimeout)
 	defer cancel()
+	c.inFlight.Add(1)
 	resp, items, err := cn.do(ctx, msg, list)
+	c.inFlight.Add(-1)
 	if err != nil {
 		c.log.Debug("AMI action failed", "action", action, "action_id", msg.ActionID(), "err", err)
 		return Message{}, nil, err

@@ -157,6 +157,9 @@ type Client struct {
 	stats    counters
 	events   chan Message
 	dropping atomic.Bool
+	// inFlight counts the calls of Action and ActionList waiting for a
+	// response. Pool sends each action on the client with the fewest.
+	inFlight atomic.Int64
 
 	mu      sync.Mutex
 	conn    *conn // the logged-in connection, nil while down

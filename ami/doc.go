@@ -7,7 +7,9 @@
 // Client keeps one persistent, logged-in TCP connection to Asterisk. It
 // reconnects with capped exponential backoff, correlates responses with
 // actions by ActionID so that many actions can be in flight at once, and
-// passes unsolicited events to one handler goroutine.
+// passes unsolicited events to one handler goroutine. Pool adds
+// action-only clients beside it and sends each action through the one with
+// the fewest actions in flight.
 //
 // Queues implements agent.Queues with the app_queue actions QueueAdd,
 // QueueRemove and QueuePause. Its error mapping relies on the message texts

@@ -41,9 +41,12 @@ type fakeAMI struct {
 
 // fakeSession is one client connection of fakeAMI.
 type fakeSession struct {
-	id  int // 1 for the first connection
-	nc  net.Conn
-	wmu sync.Mutex
+	id int // 1 for the first connection
+	// events is the Events field of the accepted Login. It is set before
+	// the session is sent on fakeAMI.logins.
+	events string
+	nc     net.Conn
+	wmu    sync.Mutex
 }
 
 func newFakeAMI(t testing.TB) *fakeAMI {
@@ -148,6 +151,7 @@ func (srv *fakeAMI) login(s *fakeSession, req Message) bool {
 		return false
 	}
 	s.reply(req, "Response", "Success", "Message", "Authentication accepted")
+	s.events = req.Get("Events")
 	srv.logins <- s
 	return true
 }

@@ -32,7 +32,7 @@ var (
 
 // Queues implements agent.Queues with the AMI actions of app_queue.
 type Queues struct {
-	client *Client
+	sender ActionSender
 }
 
 var (
@@ -41,9 +41,10 @@ var (
 	_ agent.PausedAdder  = (*Queues)(nil)
 )
 
-// NewQueues returns a Queues that sends its actions through c.
-func NewQueues(c *Client) *Queues {
-	return &Queues{client: c}
+// NewQueues returns a Queues that sends its actions through s, a Client or
+// a Pool.
+func NewQueues(s ActionSender) *Queues {
+	return &Queues{sender: s}
 }
 
 // AddMember sends QueueAdd with Paused=false, so the member can take calls
@@ -71,7 +72,7 @@ func (q *Queues) add(ctx context.Context, m agent.Member, paused bool, reason st
 		msg.Add("Reason", reason)
 	}
 
-	_, err := q.client.Action(ctx, msg)
+	_, err := q.sender.Action(ctx, msg)
 	if err != nil {
 		return fmt.Errorf("add %s to queue %s: %w", m.Interface, m.Queue, mapQueueError(err, queueAddErrors))
 	}
@@ -82,7 +83,7 @@ func (q *Queues) add(ctx context.Context, m agent.Member, paused bool, reason st
 func (q *Queues) RemoveMember(ctx context.Context, queue, iface string) error {
 	msg := NewAction(ActionQueueRemove, "Queue", queue, "Interface", iface)
 
-	_, err := q.client.Action(ctx, msg)
+	_, err := q.sender.Action(ctx, msg)
 	if err != nil {
 		return fmt.Errorf("remove %s from queue %s: %w", iface, queue, mapQueueError(err, queueRemoveErrors))
 	}
@@ -99,7 +100,7 @@ func (q *Queues) PauseMember(ctx context.Context, iface string, paused bool, rea
 		msg.Add("Reason", reason)
 	}
 
-	_, err := q.client.Action(ctx, msg)
+	_, err := q.sender.Action(ctx, msg)
 	if err != nil {
 		return fmt.Errorf("set paused=%t on %s: %w", paused, iface, mapQueueError(err, queuePauseErrors))
 	}
@@ -115,7 +116,7 @@ func (q *Queues) QueueStatus(ctx context.Context, queue string) ([]QueueMember, 
 		msg.Add("Queue", queue)
 	}
 
-	_, events, err := q.client.ActionList(ctx, msg)
+	_, events, err := q.sender.ActionList(ctx, msg)
 	if err != nil {
 		return nil, fmt.Errorf("queue status of %q: %w", queue, mapQueueError(err, nil))
 	}

@@ -12,6 +12,7 @@ type stateCollector struct {
 	d *Daemon
 
 	up         *prometheus.Desc
+	actionUp   *prometheus.Desc
 	reconnects *prometheus.Desc
 	agents     *prometheus.Desc
 	published  *prometheus.Desc
@@ -26,6 +27,7 @@ func newStateCollector(d *Daemon) *stateCollector {
 	return &stateCollector{
 		d:          d,
 		up:         prometheus.NewDesc("agentd_connection_up", "1 while the connection is up, by connection (ami, ari, nats).", []string{"connection"}, nil),
+		actionUp:   prometheus.NewDesc("agentd_ami_action_connections_up", "AMI action-only connections logged in, at most ami.connections minus 1.", nil, nil),
 		reconnects: prometheus.NewDesc("agentd_connection_reconnects_total", "Successful reconnections after the first connection, by connection.", []string{"connection"}, nil),
 		agents:     prometheus.NewDesc("agentd_agents", "Agents of the directory by reported state (OFFLINE, READY, PAUSED, RINGING, ONCALL, UNAVAILABLE).", []string{"state"}, nil),
 		published:  prometheus.NewDesc("agentd_events_published_total", "Events stored in the JetStream stream.", nil, nil),
@@ -39,7 +41,7 @@ func newStateCollector(d *Daemon) *stateCollector {
 
 // Describe implements prometheus.Collector.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.reconnects, c.agents, c.published, c.failed, c.outbox, c.agiActive, c.agiRefused, c.dropped} {
+	for _, d := range []*prometheus.Desc{c.up, c.actionUp, c.reconnects, c.agents, c.published, c.failed, c.outbox, c.agiActive, c.agiRefused, c.dropped} {
 		ch <- d
 	}
 }
@@ -51,6 +53,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		up, _, _ := dep.status()
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, boolFloat(up), dep.name)
 	}
+	ch <- prometheus.MustNewConstMetric(c.actionUp, prometheus.GaugeValue, float64(d.amiPool.ConnectedActionClients()))
 	amiStats, ariStats, natsStats := d.ami.Stats(), d.stream.Stats(), d.store.Stats()
 	ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(amiStats.Reconnects), "ami")
 	ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(max(ariStats.Connects, 1)-1), "ari")

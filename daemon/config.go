@@ -87,6 +87,10 @@ type AMIConfig struct {
 	PingInterval time.Duration `yaml:"ping_interval"`
 	// ReconnectMax caps the wait between reconnect attempts.
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
+	// Connections is the number of AMI sessions: the event session and
+	// Connections-1 action-only sessions that share QueueAdd, QueueRemove
+	// and QueuePause with it.
+	Connections int `yaml:"connections"`
 }
 
 // ARIConfig configures the ARI connection.
@@ -165,7 +169,7 @@ func defaultConfig() Config {
 			RequestTimeout: 10 * time.Second,
 			Auth:           AuthConfig{Basic: true, JWT: JWTConfig{AgentClaim: "agent_id", Leeway: 30 * time.Second}},
 		},
-		AMI: AMIConfig{Address: "127.0.0.1:5038", ActionTimeout: 5 * time.Second, PingInterval: 10 * time.Second, ReconnectMax: 2 * time.Second},
+		AMI: AMIConfig{Address: "127.0.0.1:5038", ActionTimeout: 5 * time.Second, PingInterval: 10 * time.Second, ReconnectMax: 2 * time.Second, Connections: 1},
 		ARI: ARIConfig{URL: "http://127.0.0.1:8088", Application: "agentd", RequestTimeout: 5 * time.Second, ReconnectMax: 2 * time.Second},
 		Reconcile: ReconcileConfig{
 			MemberPolicy:     string(agent.MemberRestore),

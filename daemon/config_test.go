@@ -21,6 +21,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	assert.Equal(t, "agentd-demo", cfg.Node)
 	assert.Equal(t, "agentd-ami-secret", cfg.AMI.Password)
 	assert.Equal(t, 5*time.Second, cfg.AMI.ActionTimeout)
+	assert.Equal(t, 1, cfg.AMI.Connections)
 	assert.Equal(t, "ONHOLD", cfg.StateMap()[agent.StatePaused])
 }
 
@@ -264,6 +265,9 @@ func TestConfigRejectsValuesThatFailAtStart(t *testing.T) {
 		{"ami: {action_timeout: 0s}", `agentd.yaml:4: ami.action_timeout 0s is not positive: use a duration such as 5s`},
 		{"ami: {action_timeout: -1s}", `agentd.yaml:4: ami.action_timeout -1s is not positive`},
 		{"ami: {reconnect_max: 0s}", `agentd.yaml:4: ami.reconnect_max 0s is not positive: use a duration such as 2s`},
+		{"ami: {connections: 0}", `agentd.yaml:4: ami.connections 0 is invalid: use 1 for the event session alone, or up to 16 to add action-only sessions`},
+		{"ami: {connections: -2}", `agentd.yaml:4: ami.connections -2 is invalid`},
+		{"ami: {connections: 17}", `agentd.yaml:4: ami.connections 17 is invalid`},
 		{"ami: {password: \"a\\nb\"}", `agentd.yaml:4: ami.password contains a line break: remove it`},
 		{"ari: {request_timeout: 0s}", `agentd.yaml:4: ari.request_timeout 0s is not positive: use a duration such as 5s`},
 		{"ari: {reconnect_max: 100ms}", `agentd.yaml:4: ari.reconnect_max 100ms is outside 250ms to 1h, the range that the ARI client accepts: use a value such as 2s`},
@@ -310,6 +314,35 @@ func mergeSections(t *testing.T, extra string) string {
 		}
 	}
 	return strings.Join(lines, "\n") + "\n"
+}
+
+func TestConfigAMIConnections(t *testing.T) {
+	cfg, err := ParseConfig("agentd.yaml", []byte(minimalConfig), nil)
+	require.NoError(t, err)
+	assert.Equal(t, 1, cfg.AMI.Connections, "default")
+
+	cfg, err = ParseConfig("agentd.yaml", []byte(mergeSections(t, "ami: {connections: 16}")), nil)
+	require.NoError(t, err)
+	assert.Equal(t, 16, cfg.AMI.Connections, "file")
+
+	cfg, err = ParseConfig("agentd.yaml", []byte(mergeSections(t, "ami: {connections: 16}")), []string{"AGENTD_AMI_CONNECTIONS=3"})
+	require.NoError(t, err)
+	assert.Equal(t, 3, cfg.AMI.Connections, "the environment wins over the file")
+}
+
+func TestConfigAMIConnectionsFromEnvironmentInvalid(t *testing.T) {
+	cases := map[string]string{
+		"two": `environment AGENTD_AMI_CONNECTIONS="two": invalid integer for ami.connections: write a whole number, such as 1000`,
+		"0":   `environment AGENTD_AMI_CONNECTIONS="0": ami.connections 0 is invalid: use 1 for the event session alone, or up to 16 to add action-only sessions`,
+		"100": `environment AGENTD_AMI_CONNECTIONS="100": ami.connections 100 is invalid: use 1 for the event session alone, or up to 16 to add action-only sessions`,
+	}
+	for value, want := range cases {
+		t.Run(value, func(t *testing.T) {
+			_, err := ParseConfig("agentd.yaml", []byte(minimalConfig), []string{"AGENTD_AMI_CONNECTIONS=" + value})
+
+			assert.Equal(t, []string{want}, problemLines(t, err))
+		})
+	}
 }
 
 func TestConfigAcceptsNegativePingInterval(t *testing.T) {

@@ -124,7 +124,17 @@ func (c *Config) validateAMI(p *problems) {
 	if c.AMI.ReconnectMax <= 0 {
 		p.add("ami.reconnect_max", "ami.reconnect_max %s is not positive: use a duration such as 2s", formatDuration(c.AMI.ReconnectMax))
 	}
+	if c.AMI.Connections < 1 || c.AMI.Connections > maxAMIConnections {
+		p.add("ami.connections", "ami.connections %d is invalid: use 1 for the event session alone, or up to %d to add action-only sessions",
+			c.AMI.Connections, maxAMIConnections)
+	}
 }
+
+// maxAMIConnections is the largest ami.connections, a sanity bound rather
+// than a measured optimum. Asterisk serves each AMI session on its own
+// thread, so sessions beyond the CPUs of the Asterisk host cannot run more
+// actions at the same time.
+const maxAMIConnections = 16
 
 // maxARIReconnect is the longest ari.reconnect_max, the cap that the ari
 // package puts on its reconnect wait so that the doubling cannot overflow.

@@ -52,7 +52,10 @@ type Daemon struct {
 
 	metrics *metrics
 	store   *events.Store
+	// ami is the AMI event client, which readiness and the reconciler
+	// follow. amiPool contains it and the action-only clients.
 	ami     *ami.Client
+	amiPool *ami.Pool
 	ari     *ari.Client
 	stream  *ari.EventStream
 	service *agent.Service
@@ -138,7 +141,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	d.service, err = agent.NewService(agent.Config{
 		Directory:         dir,
-		Queues:            instrumentedQueues{next: ami.NewQueues(d.ami), m: d.metrics},
+		Queues:            instrumentedQueues{next: ami.NewQueues(d.amiPool), m: d.metrics},
 		DeviceStates:      instrumentedDevices{next: ari.NewDeviceStates(d.ari), m: d.metrics},
 		Store:             d.store,
 		StateMap:          d.cfg.StateMap(),
@@ -156,7 +159,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	// The connection loops start once the service exists, because their
 	// events and the reconciliation after connecting need it.
 	d.startReconciler(runCtx)
-	d.goLoop("ami", func() error { return d.ami.Run(runCtx) })
+	d.goLoop("ami", func() error { return d.amiPool.Run(runCtx) })
 	d.goLoop("ari events", func() error { return d.stream.Run(runCtx) })
 
 	if err := d.startHTTP(runCtx); err != nil {
@@ -182,7 +185,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	return nil
 }
 
-// newAsterisk builds the AMI client and the ARI client and event stream.
+// newAsterisk builds the AMI clients and the ARI client and event stream.
 // Once running they connect and reconnect on their own; requests fail with
 // asterisk_unavailable until they are up.
 func (d *Daemon) newAsterisk() error {
@@ -198,6 +201,7 @@ func (d *Daemon) newAsterisk() error {
 		Logger:        d.log.With("component", "ami"),
 		OnEvent:       d.onAMIEvent,
 	})
+	d.amiPool = ami.NewPool(d.ami, d.cfg.AMI.Connections)
 	var err error
 	d.ari, err = ari.NewClient(ari.Config{
 		URL:            d.cfg.ARI.URL,
@@ -377,8 +381,8 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		if d.service != nil {
 			d.service.Close()
 		}
-		if d.ami != nil {
-			errs = append(errs, d.ami.Close())
+		if d.amiPool != nil {
+			errs = append(errs, d.amiPool.Close())
 		}
 		d.loops.Wait()
 		if d.ari != nil {
