@@ -426,8 +426,9 @@ func dialAGIScript(t *testing.T, addr, script string, args ...string) *agiCall {
 	return &agiCall{conn: conn, r: bufio.NewReader(conn)}
 }
 
-// variables answers each SET VARIABLE with success until agentd closes the
-// session, and returns the variables set.
+// variables answers each SET VARIABLE and EXEC MSet with success, as
+// Asterisk does, until agentd closes the session, and returns the
+// variables set. The values used here have no quotes or commas.
 func (c *agiCall) variables() (map[string]string, error) {
 	vars := map[string]string{}
 	for {
@@ -438,13 +439,21 @@ func (c *agiCall) variables() (map[string]string, error) {
 		if err != nil {
 			return vars, err
 		}
-		rest, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "SET VARIABLE ")
-		if !ok {
+		line = strings.TrimSuffix(line, "\n")
+		resp := "200 result=1\n"
+		if rest, ok := strings.CutPrefix(line, "SET VARIABLE "); ok {
+			name, value, _ := strings.Cut(rest, " ")
+			vars[strings.Trim(name, `"`)] = strings.Trim(value, `"`)
+		} else if rest, ok := strings.CutPrefix(line, `EXEC "MSet" `); ok {
+			for pair := range strings.SplitSeq(strings.Trim(rest, `"`), ",") {
+				name, value, _ := strings.Cut(pair, "=")
+				vars[name] = value
+			}
+			resp = "200 result=0\n"
+		} else {
 			return vars, fmt.Errorf("unexpected command %q", line)
 		}
-		name, value, _ := strings.Cut(rest, " ")
-		vars[strings.Trim(name, `"`)] = strings.Trim(value, `"`)
-		if _, err := io.WriteString(c.conn, "200 result=1\n"); err != nil {
+		if _, err := io.WriteString(c.conn, resp); err != nil {
 			return vars, err
 		}
 	}
