@@ -101,8 +101,8 @@ func agentStateSession(addr string, header []byte) error {
 }
 
 // BenchmarkAgentStateSession measures whole agent_state sessions on
-// loopback, one at a time: connect, header, eight SET VARIABLE round
-// trips, close. It reports the latency percentiles of a session.
+// loopback, one at a time: connect, header, one EXEC MSet round trip,
+// close. It reports the latency percentiles of a session.
 func BenchmarkAgentStateSession(b *testing.B) {
 	addr := benchServer(b)
 	header := []byte(asteriskHeader(ScriptAgentState, "1001"))

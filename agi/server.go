@@ -1,6 +1,7 @@
 package agi
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -482,8 +483,12 @@ func (s *Server) worker(work sessionWork) {
 	defer s.workers.Done()
 	timer := time.NewTimer(idleWorkerTimeout)
 	defer timer.Stop()
+	// The read buffer holds a whole line, 8 KiB by default, so each
+	// goroutine keeps its own for all its sessions.
+	br := bufio.NewReaderSize(nil, s.cfg.MaxLineBytes+1)
 	for {
-		s.serveConn(work.ctx, work.ls)
+		s.serveConn(work.ctx, work.ls, br)
+		br.Reset(nil) // drop the closed connection
 		timer.Reset(idleWorkerTimeout)
 		select {
 		case work = <-s.idle:
@@ -497,10 +502,10 @@ func (s *Server) worker(work sessionWork) {
 
 // serveConn reads the header, runs the script's handler and closes the
 // connection. A peer whose header is invalid gets no reply.
-func (s *Server) serveConn(ctx context.Context, ls *liveSession) {
+func (s *Server) serveConn(ctx context.Context, ls *liveSession, br *bufio.Reader) {
 	defer s.untrack(ls)
 
-	sess, err := s.readSession(ls.conn)
+	sess, err := s.readSession(ls.conn, br)
 	if err != nil {
 		s.counters.invalidHeaders.Add(1)
 		s.counters.headerLog.log(s.log, "agi header rejected; connection closed", "remote_addr", ls.conn.RemoteAddr().String(), "err", err)
@@ -510,11 +515,13 @@ func (s *Server) serveConn(ctx context.Context, ls *liveSession) {
 }
 
 // readSession reads the header within IdleTimeout and builds the session.
-func (s *Server) readSession(conn net.Conn) (*Session, error) {
+// It reads through br, a buffer of MaxLineBytes+1 bytes, reset to conn.
+func (s *Server) readSession(conn net.Conn, br *bufio.Reader) (*Session, error) {
 	if err := conn.SetDeadline(time.Now().Add(s.cfg.IdleTimeout)); err != nil {
 		return nil, err
 	}
-	r := newReader(conn, s.cfg.MaxLineBytes)
+	br.Reset(conn)
+	r := &reader{br: br, maxLine: s.cfg.MaxLineBytes}
 	h, err := r.readHeader()
 	if err != nil {
 		return nil, err

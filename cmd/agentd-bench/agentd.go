@@ -115,10 +115,10 @@ http:
   listen: %q
   auth: {basic: false, jwt: {algorithm: HS256, secret: %q}}
 agi: {listen: %q, max_sessions: 1000}
-ami: {address: %q, username: %q, password: %q, action_timeout: 10s}
+ami: {address: %q, username: %q, password: %q, action_timeout: 10s, connections: %d}
 ari: {url: %q, username: %q, password: %q, application: %q}
 nats: {embedded: {listen: %q}}
-`, dataDir, directory, httpListen, jwtSecret, agiListen, sb.amiAddr, sb.amiUser, sb.amiSecret,
+`, dataDir, directory, httpListen, jwtSecret, agiListen, sb.amiAddr, sb.amiUser, sb.amiSecret, max(sb.amiConnections, 1),
 		sb.ariURL, sb.ariUser, sb.ariPassword, fmt.Sprintf("agentd-bench-%d", os.Getpid()), natsListen)
 }
 

@@ -55,6 +55,8 @@ type options struct {
 	agentdBin    string
 	memoryAgents int
 	memorySettle time.Duration
+
+	amiConnections int
 }
 
 func parseFlags(args []string) (options, error) {
@@ -67,6 +69,7 @@ func parseFlags(args []string) (options, error) {
 
 	fs.IntVar(&o.loginIterations, "login-iterations", 200, "measured logins per queue count and per client")
 	fs.IntVar(&o.loginWarmup, "login-warmup", 20, "unmeasured logins per queue count and per client before the measured ones")
+	fs.IntVar(&o.amiConnections, "ami-connections", 1, "agentd's ami.connections: its AMI sessions, the event session included")
 	loginQueues := fs.String("login-queues", "1,10,50", "comma-separated queue counts of the login scenario (at most 50)")
 
 	fs.IntVar(&o.shiftAgents, "shift-agents", 1000, "agents that log in at shift start")
@@ -140,6 +143,7 @@ func run(ctx context.Context, opts options) error {
 	if err != nil {
 		return err
 	}
+	sb.amiConnections = opts.amiConnections
 	log := newLogger()
 	r := newReport(os.Stdout)
 	r.header(sb)

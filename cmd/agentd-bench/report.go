@@ -41,7 +41,7 @@ func (r *report) header(sb *sandbox) {
 	r.linef("  machine   %s, %d CPUs, %s memory, Linux %s", cpuModel(), runtime.NumCPU(), memTotal(), readTrimmed("/proc/sys/kernel/osrelease"))
 	r.linef("  load      %s (1, 5, 15 min) at start", loadAverage())
 	r.linef("  asterisk  %s at %s", sb.version, sb.amiAddr)
-	r.linef("  agentd    %s, in-process", daemon.Version())
+	r.linef("  agentd    %s, in-process, ami.connections %d", daemon.Version(), max(sb.amiConnections, 1))
 }
 
 func (r *report) section(name string) {

@@ -58,6 +58,8 @@ type sandbox struct {
 	ariUser     string
 	ariPassword string
 	version     string
+	// amiConnections is agentd's ami.connections against this sandbox.
+	amiConnections int
 }
 
 func sandboxFromEnv() (*sandbox, error) {
