@@ -695,22 +695,6 @@ func TestRunInvalidConfig(t *testing.T) {
 	}
 }
 
-func TestBackoffDelay(t *testing.T) {
-	const minDelay, maxDelay = 100 * time.Millisecond, time.Second
-	bounds := map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 400 * time.Millisecond, 4: 800 * time.Millisecond, 5: time.Second, 50: time.Second}
-
-	for failures, bound := range bounds {
-		sawAboveHalf := false
-		for range 1000 {
-			d := backoffDelay(minDelay, maxDelay, failures)
-			require.GreaterOrEqual(t, d, time.Duration(0))
-			require.LessOrEqual(t, d, bound, "failures=%d", failures)
-			sawAboveHalf = sawAboveHalf || d > bound/2
-		}
-		assert.True(t, sawAboveHalf, "failures=%d: the bound must grow to %v", failures, bound)
-	}
-}
-
 func receive[T any](t *testing.T, ch <-chan T) T {
 	t.Helper()
 	select {

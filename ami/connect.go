@@ -3,11 +3,12 @@ package ami
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/contactcenter/agentd/internal/backoff"
 )
 
 // connectLoop connects and serves until ctx ends. failures counts the
@@ -15,7 +16,7 @@ import (
 // sets the backoff before the next attempt.
 func (c *Client) connectLoop(ctx context.Context, wg *sync.WaitGroup) {
 	failures := 0
-	lastLogged := ""
+	var repeats backoff.Repeats
 	for {
 		cn, err := c.connect(ctx, wg)
 		if ctx.Err() != nil {
@@ -28,18 +29,18 @@ func (c *Client) connectLoop(ctx context.Context, wg *sync.WaitGroup) {
 			failures++
 			c.stats.failures.Add(1)
 			c.setDown(err)
-			if msg := err.Error(); msg != lastLogged {
+			if !repeats.Seen(err) {
 				c.log.Warn("AMI connection attempt failed, retrying with backoff", "err", err, "failed_attempts", failures)
-				lastLogged = msg
 			}
-			if !sleepContext(ctx, backoffDelay(c.cfg.BackoffMin, c.cfg.BackoffMax, failures)) {
+			if !backoff.Sleep(ctx, backoff.Delay(c.cfg.BackoffMin, c.cfg.BackoffMax, failures)) {
 				return
 			}
 			continue
 		}
 
 		c.setUp(cn, failures)
-		failures, lastLogged = 1, ""
+		failures = 1
+		repeats.Reset()
 		err = c.serve(ctx, cn, wg)
 		if ctx.Err() != nil {
 			c.setDown(nil)
@@ -48,7 +49,7 @@ func (c *Client) connectLoop(ctx context.Context, wg *sync.WaitGroup) {
 		c.stats.disconnects.Add(1)
 		c.setDown(err)
 		c.log.Warn("AMI connection lost, reconnecting", "err", err)
-		if !sleepContext(ctx, backoffDelay(c.cfg.BackoffMin, c.cfg.BackoffMax, failures)) {
+		if !backoff.Sleep(ctx, backoff.Delay(c.cfg.BackoffMin, c.cfg.BackoffMax, failures)) {
 			return
 		}
 	}
@@ -175,31 +176,4 @@ func (c *Client) setDown(err error) {
 	}
 	c.conn = nil
 	c.lastErr = err
-}
-
-// backoffDelay returns a random wait in [0, bound], where bound is min
-// doubled for each failure after the first, capped at max.
-func backoffDelay(minDelay, maxDelay time.Duration, failures int) time.Duration {
-	bound := minDelay
-	for i := 1; i < failures && bound < maxDelay; i++ {
-		bound *= 2
-	}
-	bound = min(bound, maxDelay)
-	if bound <= 0 {
-		return 0
-	}
-	return rand.N(bound + 1)
-}
-
-// sleepContext waits for d and reports whether ctx is still live.
-func sleepContext(ctx context.Context, d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-
-	select {
-	case <-ctx.Done():
-		return false
-	case <-timer.C:
-		return true
-	}
 }

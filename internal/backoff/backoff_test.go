@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestCeilingDoublesToCap(t *testing.T) {
@@ -83,11 +84,17 @@ func TestRepeats(t *testing.T) {
 }
 
 func TestDelayWithinCeiling(t *testing.T) {
-	for attempt, ceiling := range map[int]time.Duration{0: 10 * time.Millisecond, 1: 10 * time.Millisecond, 2: 20 * time.Millisecond, 3: 40 * time.Millisecond, 50: 80 * time.Millisecond} {
-		for range 100 {
-			d := Delay(10*time.Millisecond, 80*time.Millisecond, attempt)
-			assert.GreaterOrEqual(t, d, time.Duration(0))
-			assert.LessOrEqual(t, d, ceiling, "attempt %d", attempt)
+	const minDelay, maxDelay = 100 * time.Millisecond, time.Second
+	ceilings := map[int]time.Duration{0: 100 * time.Millisecond, 1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 400 * time.Millisecond, 4: 800 * time.Millisecond, 5: time.Second, 50: time.Second}
+
+	for attempt, ceiling := range ceilings {
+		sawAboveHalf := false
+		for range 1000 {
+			d := Delay(minDelay, maxDelay, attempt)
+			require.GreaterOrEqual(t, d, time.Duration(0))
+			require.LessOrEqual(t, d, ceiling, "attempt %d", attempt)
+			sawAboveHalf = sawAboveHalf || d > ceiling/2
 		}
+		assert.True(t, sawAboveHalf, "attempt %d: the ceiling must grow to %v", attempt, ceiling)
 	}
 }
