@@ -9,15 +9,22 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestSetVariablesOneMSet(t *testing.T) {
+// setVariablesSession runs SetVariables with vars in a FastAGI session and
+// returns the Asterisk side of the session and SetVariables' result.
+func setVariablesSession(t *testing.T, vars []Variable) (*fakeAsterisk, <-chan error) {
+	t.Helper()
 	errs := make(chan error, 1)
 	_, addr := probeServer(t, nil, func(ctx context.Context, s *Session) error {
-		errs <- s.SetVariables(ctx, []Variable{{"A", "READY"}, {"B", ""}, {"C", "Local/7@agent-phones/n"}, {"D", "1796414400"}})
+		errs <- s.SetVariables(ctx, vars)
 		return nil
 	})
-
 	f := dialAGI(t, addr)
 	f.write(asteriskHeader("probe"))
+	return f, errs
+}
+
+func TestSetVariablesOneMSet(t *testing.T) {
+	f, errs := setVariablesSession(t, []Variable{{"A", "READY"}, {"B", ""}, {"C", "Local/7@agent-phones/n"}, {"D", "1796414400"}})
 	assert.Equal(t, []string{"EXEC", "MSet", "A=READY,B=,C=Local/7@agent-phones/n,D=1796414400"}, f.mustCommand())
 	f.write("200 result=0\n")
 	f.requireClosed()
@@ -25,17 +32,8 @@ func TestSetVariablesOneMSet(t *testing.T) {
 }
 
 func TestSetVariablesNotPlain(t *testing.T) {
-	errs := make(chan error, 1)
-	_, addr := probeServer(t, nil, func(ctx context.Context, s *Session) error {
-		errs <- s.SetVariables(ctx, []Variable{
-			{"A", "READY"}, {"NAME", "Lunch, long"}, {"B", "5"}, {"Q", `say "hi" \o/`},
-			{"SP", "two words"}, {"ES", "Almuerzo con café"}, {"EQ", "a=b"}, {"PAREN", "x(y"}, {"TICK", "it's"},
-		})
-		return nil
-	})
-
-	f := dialAGI(t, addr)
-	f.write(asteriskHeader("probe"))
+	f, errs := setVariablesSession(t, []Variable{{"A", "READY"}, {"NAME", "Lunch, long"}, {"B", "5"}, {"Q", `say "hi" \o/`},
+		{"SP", "two words"}, {"ES", "Almuerzo con café"}, {"EQ", "a=b"}, {"PAREN", "x(y"}, {"TICK", "it's"}})
 	assert.Equal(t, []string{"EXEC", "MSet", "A=READY,B=5,SP=two words,ES=Almuerzo con café,EQ=a=b"}, f.mustCommand())
 	f.write("200 result=0\n")
 	for _, want := range [][]string{
@@ -52,14 +50,7 @@ func TestSetVariablesNotPlain(t *testing.T) {
 }
 
 func TestSetVariablesSingle(t *testing.T) {
-	errs := make(chan error, 1)
-	_, addr := probeServer(t, nil, func(ctx context.Context, s *Session) error {
-		errs <- s.SetVariables(ctx, []Variable{{"A", "READY"}, {"NAME", "Lunch, long"}})
-		return nil
-	})
-
-	f := dialAGI(t, addr)
-	f.write(asteriskHeader("probe"))
+	f, errs := setVariablesSession(t, []Variable{{"A", "READY"}, {"NAME", "Lunch, long"}})
 	assert.Equal(t, []string{"SET", "VARIABLE", "A", "READY"}, f.mustCommand(), "one plain variable needs no MSet")
 	f.write("200 result=1\n")
 	assert.Equal(t, []string{"SET", "VARIABLE", "NAME", "Lunch, long"}, f.mustCommand())
@@ -69,14 +60,7 @@ func TestSetVariablesSingle(t *testing.T) {
 }
 
 func TestSetVariablesWithoutMSet(t *testing.T) {
-	errs := make(chan error, 1)
-	_, addr := probeServer(t, nil, func(ctx context.Context, s *Session) error {
-		errs <- s.SetVariables(ctx, []Variable{{"A", "READY"}, {"B", "5"}})
-		return nil
-	})
-
-	f := dialAGI(t, addr)
-	f.write(asteriskHeader("probe"))
+	f, errs := setVariablesSession(t, []Variable{{"A", "READY"}, {"B", "5"}})
 	assert.Equal(t, []string{"EXEC", "MSet", "A=READY,B=5"}, f.mustCommand())
 	f.write("200 result=-2\n")
 	assert.Equal(t, []string{"SET", "VARIABLE", "A", "READY"}, f.mustCommand())
@@ -88,14 +72,7 @@ func TestSetVariablesWithoutMSet(t *testing.T) {
 }
 
 func TestSetVariablesDeadChannel(t *testing.T) {
-	errs := make(chan error, 1)
-	_, addr := probeServer(t, nil, func(ctx context.Context, s *Session) error {
-		errs <- s.SetVariables(ctx, []Variable{{"A", "READY"}, {"B", "5"}})
-		return nil
-	})
-
-	f := dialAGI(t, addr)
-	f.write(asteriskHeader("probe"))
+	f, errs := setVariablesSession(t, []Variable{{"A", "READY"}, {"B", "5"}})
 	assert.Equal(t, []string{"EXEC", "MSet", "A=READY,B=5"}, f.mustCommand())
 	f.write("511 Command Not Permitted on a dead channel or intercept routine\n")
 	assert.Equal(t, []string{"SET", "VARIABLE", "A", "READY"}, f.mustCommand(), "SET VARIABLE runs on a dead channel")

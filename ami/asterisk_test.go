@@ -55,7 +55,15 @@ func (l *eventLog) wait(t *testing.T, match func(Message) bool) Message {
 func startAsteriskClient(t *testing.T, bench *testbench.Bench) (*Client, *eventLog) {
 	t.Helper()
 	events := &eventLog{}
-	c := startClient(t, Config{
+	c := startClient(t, asteriskConfig(bench, events))
+	require.Eventually(t, c.Connected, 10*time.Second, 5*time.Millisecond)
+	return c, events
+}
+
+// asteriskConfig returns the configuration of a client of the sandbox
+// that logs in as agentd and records its events in events.
+func asteriskConfig(bench *testbench.Bench, events *eventLog) Config {
+	return Config{
 		Addr:          bench.AMIAddr,
 		Username:      bench.AMIUser,
 		Secret:        bench.AMISecret,
@@ -64,9 +72,7 @@ func startAsteriskClient(t *testing.T, bench *testbench.Bench) (*Client, *eventL
 		PingInterval:  100 * time.Millisecond,
 		Logger:        (&logBuffer{}).logger(),
 		OnEvent:       events.add,
-	})
-	require.Eventually(t, c.Connected, 10*time.Second, 5*time.Millisecond)
-	return c, events
+	}
 }
 
 func memberByInterface(members []QueueMember, iface string) (QueueMember, bool) {
@@ -274,16 +280,7 @@ func TestAsteriskInputLimitsAccepted(t *testing.T) {
 func startAsteriskPool(t *testing.T, bench *testbench.Bench, size int) (*Pool, *eventLog) {
 	t.Helper()
 	events := &eventLog{}
-	p := startPool(t, Config{
-		Addr:          bench.AMIAddr,
-		Username:      bench.AMIUser,
-		Secret:        bench.AMISecret,
-		Events:        "agent,system",
-		ActionTimeout: 10 * time.Second,
-		PingInterval:  100 * time.Millisecond,
-		Logger:        (&logBuffer{}).logger(),
-		OnEvent:       events.add,
-	}, size)
+	p := startPool(t, asteriskConfig(bench, events), size)
 	require.Eventually(t, func() bool {
 		return p.events.Connected() && p.ConnectedActionClients() == size-1
 	}, 10*time.Second, 5*time.Millisecond)
