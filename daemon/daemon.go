@@ -72,6 +72,8 @@ type Daemon struct {
 	fatal        chan error   // a connection loop that ended for good
 	stopping     atomic.Bool  // set when Stop begins
 	lastStartup  atomic.Int64 // Asterisk startup time seen by ARI, Unix ns
+	started      time.Time    // when Start began
+	restoredAt   atomic.Pointer[time.Time]
 	stopOnce     sync.Once
 	stopErr      error
 }
@@ -109,7 +111,7 @@ func Run(ctx context.Context, opts Options) error {
 // started is stopped again.
 func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	d := &Daemon{cfg: opts.Config, path: opts.ConfigPath, log: opts.Logger, lvl: opts.Level,
-		reconcileNow: make(chan struct{}, 1), fatal: make(chan error, 1)}
+		reconcileNow: make(chan struct{}, 1), fatal: make(chan error, 1), started: time.Now()}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -174,6 +176,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	n, err := d.service.Restore(quick)
 	cancelQuick()
 	if err == nil {
+		d.markRestored()
 		d.log.Info("sessions restored", "sessions", n, "agents", dir.Len())
 	} else {
 		d.log.Warn("sessions not restored yet; requests fail with store_unavailable until NATS responds", "err", err)
@@ -252,6 +255,7 @@ func (d *Daemon) restore(ctx context.Context) {
 		}
 		return
 	}
+	d.markRestored()
 	d.log.Info("sessions restored", "sessions", n, "agents", d.service.Directory().Len(), "waited", time.Since(start).Round(time.Millisecond))
 	d.triggerReconcile()
 }
@@ -480,7 +484,27 @@ func (d *Daemon) dependencies() []dependency {
 		{name: "ami", status: d.ami.Status},
 		{name: "ari", status: d.stream.Status},
 		{name: "nats", status: d.store.Status},
+		{name: "sessions", status: d.sessionsStatus},
 	}
+}
+
+// errSessionsNotRestored is the last error of the "sessions" entry of
+// /readyz until the stored sessions are read.
+var errSessionsNotRestored = errors.New("stored sessions not read yet; requests answer store_unavailable until NATS responds")
+
+// sessionsStatus reports whether the stored sessions are restored, since
+// when, or since agentd started while they are not.
+func (d *Daemon) sessionsStatus() (up bool, since time.Time, lastErr error) {
+	if at := d.restoredAt.Load(); at != nil {
+		return true, *at, nil
+	}
+	return false, d.started, errSessionsNotRestored
+}
+
+// markRestored records that the stored sessions are restored.
+func (d *Daemon) markRestored() {
+	now := time.Now()
+	d.restoredAt.Store(&now)
 }
 
 func (d *Daemon) natsTarget() string {

@@ -704,7 +704,8 @@ func TestReadyzWhileAsteriskIsDown(t *testing.T) {
 	assert.Contains(t, body["ari"].LastError, "connection refused")
 	assert.Equal(t, "up", body["nats"].Status)
 	assert.Empty(t, body["nats"].LastError)
-	assert.Len(t, body, 3)
+	assert.Equal(t, "up", body["sessions"].Status)
+	assert.Len(t, body, 4)
 }
 
 func TestReadyzOnAsterisk(t *testing.T) {
@@ -714,7 +715,7 @@ func TestReadyzOnAsterisk(t *testing.T) {
 	code, body := getReadyz(t, e)
 
 	assert.Equal(t, http.StatusOK, code)
-	for _, name := range []string{"ami", "ari", "nats"} {
+	for _, name := range []string{"ami", "ari", "nats", "sessions"} {
 		assert.Equal(t, "up", body[name].Status, name)
 		assert.False(t, body[name].Since.IsZero(), "%s has no since", name)
 		assert.Empty(t, body[name].LastError, name)

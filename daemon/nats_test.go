@@ -232,3 +232,42 @@ func validateEvent(t *testing.T, payload []byte) {
 	require.NoError(t, err)
 	assert.NoError(t, schema.Validate(inst), "event %s", payload)
 }
+
+// TestReadyzUntilSessionsRestored starts agentd while its external NATS
+// server is stopped: /readyz reports the stored sessions as not read,
+// and as read once NATS is back.
+func TestReadyzUntilSessionsRestored(t *testing.T) {
+	ns := startNATSServer(t)
+	ns.stop(t)
+	closed := closedAddr(t)
+	dirPath := filepath.Join(t.TempDir(), "directory.yaml")
+	require.NoError(t, os.WriteFile(dirPath, []byte(directoryYAML(t, nil)), 0o600))
+	cfg, err := daemon.ParseConfig("agentd.yaml", []byte(fmt.Sprintf(`
+node: e2e-restore
+data_dir: %s
+directory: %s
+http: {listen: "127.0.0.1:0"}
+agi: {listen: ""}
+ami: {address: %q, username: agentd, password: x}
+ari: {url: "http://%s", username: agentd, password: y}
+nats: {urls: [%q]}
+`, t.TempDir(), dirPath, closed, closed, ns.url())), nil)
+	require.NoError(t, err)
+	d, err := daemon.Start(t.Context(), daemon.Options{Config: cfg})
+	require.NoError(t, err, "agentd serves while NATS is unreachable")
+	e := &e2eDaemon{d: d, base: "http://" + d.HTTPAddr().String()}
+	t.Cleanup(func() { e.stop(t) })
+
+	code, body := getReadyz(t, e)
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Equal(t, "down", body["sessions"].Status)
+	assert.Contains(t, body["sessions"].LastError, "stored sessions not read yet")
+	assert.False(t, body["sessions"].Since.IsZero())
+
+	ns.start(t)
+	require.Eventually(t, func() bool {
+		_, body = getReadyz(t, e)
+		return body["sessions"].Status == "up"
+	}, 30*time.Second, 50*time.Millisecond, "sessions restored once NATS is back")
+	assert.Empty(t, body["sessions"].LastError)
+}
