@@ -110,6 +110,19 @@ func agiLoopback(ctx context.Context, opts options, r *report, addr, ref, agentI
 	r.compare("FastAGI lookups/s", res.rate(), "%.0f", false, agiTargetRate)
 	r.compare("FastAGI p99 ms", res.latency.P99.Seconds()*1000, "%.3f", true, agiTargetP99.Seconds()*1000)
 	r.ratio("agentd lookups/s / reference lookups/s", res.rate(), refRes.rate(), false, 0)
+
+	// With fewer sessions in flight each waits less for the CPUs, which
+	// the client shares with agentd; the rate shows the load it carried.
+	if opts.agiLowConcurrency > 0 && opts.agiLowConcurrency != opts.agiConcurrency {
+		r.linef("  loopback again with %d in flight:", opts.agiLowConcurrency)
+		low := agiSessions(ctx, addr, header, commands, opts.agiSessions, opts.agiLowConcurrency)
+		lowRef := agiSessions(ctx, ref, fastagi.Header(ref, "agent_state", "1796415647.48", agentID), commands, opts.agiSessions, opts.agiLowConcurrency)
+		r.linef("  agentd: %.0f lookups/s, %d errors; reference server: %.0f lookups/s", low.rate(), low.errors, lowRef.rate())
+		r.latency("agentd agent_state session", low.latency)
+		r.latency("reference FastAGI session", lowRef.latency)
+		r.compare(fmt.Sprintf("FastAGI lookups/s, %d in flight", opts.agiLowConcurrency), low.rate(), "%.0f", false, agiTargetRate)
+		r.compare(fmt.Sprintf("FastAGI p99 ms, %d in flight", opts.agiLowConcurrency), low.latency.P99.Seconds()*1000, "%.3f", true, agiTargetP99.Seconds()*1000)
+	}
 	return nil
 }
 
@@ -127,9 +140,10 @@ func agiSessions(ctx context.Context, addr, header string, commands, count, conc
 	start := time.Now()
 	for range concurrency {
 		wg.Go(func() {
+			client := fastagi.NewClient()
 			for next.Add(1) <= int64(count) && ctx.Err() == nil {
 				t := time.Now()
-				got, err := fastagi.Session(addr, header, agiTimeout)
+				got, err := client.Session(addr, header, agiTimeout)
 				rec.Since(t)
 				if err == nil && len(got) != commands {
 					err = fmt.Errorf("session got %d commands, expected %d", len(got), commands)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -111,4 +112,37 @@ func sandboxAsteriskPID() int {
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
 	return pid
+}
+
+// Asterisk counts as idle below idleShare of one CPU over idleWindow.
+// After the churn scenario Asterisk went on at about half a CPU for
+// several seconds, which the next scenario then shared.
+const (
+	idleShare   = 0.05
+	idleWindow  = time.Second
+	idleMaxWait = 30 * time.Second
+)
+
+// waitAsteriskIdle waits until the sandbox's Asterisk uses less than
+// idleShare of a CPU over idleWindow, for at most idleMaxWait, and
+// returns how long it waited and whether Asterisk became idle.
+func waitAsteriskIdle(ctx context.Context, asteriskPID int) (time.Duration, bool) {
+	if asteriskPID == 0 {
+		return 0, true
+	}
+	pid := strconv.Itoa(asteriskPID)
+	start := time.Now()
+	for time.Since(start) < idleMaxWait {
+		before := processTicks(pid, false)
+		select {
+		case <-ctx.Done():
+			return time.Since(start), false
+		case <-time.After(idleWindow):
+		}
+		used := float64(processTicks(pid, false)-before) / clockTicks / idleWindow.Seconds()
+		if used < idleShare {
+			return time.Since(start), true
+		}
+	}
+	return time.Since(start), false
 }

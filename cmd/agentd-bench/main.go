@@ -44,10 +44,11 @@ type options struct {
 	churnDuration    time.Duration
 	churnConcurrency int
 
-	agiSessions    int
-	agiConcurrency int
-	agiCalls       int
-	agiInFlight    int
+	agiSessions       int
+	agiConcurrency    int
+	agiLowConcurrency int
+	agiCalls          int
+	agiInFlight       int
 
 	eventsCount int
 	natsServer  string
@@ -81,6 +82,7 @@ func parseFlags(args []string) (options, error) {
 
 	fs.IntVar(&o.agiSessions, "agi-sessions", 50000, "FastAGI agent_state sessions on loopback")
 	fs.IntVar(&o.agiConcurrency, "agi-concurrency", 16, "FastAGI sessions in flight at once on loopback")
+	fs.IntVar(&o.agiLowConcurrency, "agi-low-concurrency", 4, "FastAGI sessions in flight in a second loopback run; 0 skips it")
 	fs.IntVar(&o.agiCalls, "agi-calls", 200, "Local channels per variant (with and without the AGI hook) on Asterisk")
 	fs.IntVar(&o.agiInFlight, "agi-in-flight", 8, "Local channels in flight at once on Asterisk")
 
@@ -161,6 +163,11 @@ func run(ctx context.Context, opts options) error {
 		}
 		start := time.Now()
 		r.section(name)
+		if waited, idle := waitAsteriskIdle(ctx, asteriskPID); !idle {
+			r.linef("  Asterisk still busy after %s of waiting; the figures share the CPUs with it", waited.Round(time.Second))
+		} else if waited > 2*idleWindow {
+			r.linef("  waited %s for Asterisk to become idle", waited.Round(time.Second))
+		}
 		cpuBefore := takeCPUSnapshot(asteriskPID)
 		err := runScenario(ctx, name, opts, sb, r, log)
 		r.linef("  %s", cpuUse(cpuBefore, takeCPUSnapshot(asteriskPID)))

@@ -54,6 +54,28 @@ func Header(addr, script, uniqueID string, args ...string) string {
 // the commands the server sent, in order. It ends when the server closes
 // the connection, which is how a FastAGI script ends, or at the deadline.
 func Session(addr, header string, timeout time.Duration) ([]string, error) {
+	return NewClient().Session(addr, header, timeout)
+}
+
+// Client runs sessions one after another and reuses its buffers between
+// them, so that the Go garbage collector, which the client shares with the
+// server under test, has little of the client's memory to collect. It is
+// not safe for concurrent use.
+type Client struct {
+	br       *bufio.Reader
+	header   string
+	headerB  []byte
+	commands []string
+}
+
+// NewClient returns a Client.
+func NewClient() *Client {
+	return &Client{br: bufio.NewReader(nil)}
+}
+
+// Session is the package's Session on c's buffers. The returned slice is
+// valid until the next call.
+func (c *Client) Session(addr, header string, timeout time.Duration) ([]string, error) {
 	// No TCP keepalive, so the client makes no system calls beyond the
 	// session itself.
 	dialer := net.Dialer{Timeout: timeout, KeepAlive: -1}
@@ -64,26 +86,37 @@ func Session(addr, header string, timeout time.Duration) ([]string, error) {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 
-	if _, err := io.WriteString(conn, header); err != nil {
+	if header != c.header {
+		c.header, c.headerB = header, []byte(header)
+	}
+	if _, err := conn.Write(c.headerB); err != nil {
 		return nil, fmt.Errorf("write FastAGI header: %w", err)
 	}
-	var commands []string
-	br := bufio.NewReader(conn)
+	c.commands = c.commands[:0]
+	c.br.Reset(conn)
+	defer c.br.Reset(nil)
 	for {
-		line, err := br.ReadString('\n')
-		if errors.Is(err, io.EOF) && line == "" {
-			return commands, nil
+		line, err := c.br.ReadSlice('\n')
+		if errors.Is(err, io.EOF) && len(line) == 0 {
+			return c.commands, nil
 		}
 		if err != nil {
-			return commands, fmt.Errorf("read FastAGI command %d: %w", len(commands)+1, err)
+			return c.commands, fmt.Errorf("read FastAGI command %d: %w", len(c.commands)+1, err)
 		}
-		commands = append(commands, strings.TrimRight(line, "\r\n"))
-		resp := "200 result=1\n"
-		if strings.HasPrefix(line, "EXEC ") {
-			resp = "200 result=0\n"
+		command := strings.TrimRight(string(line), "\r\n")
+		c.commands = append(c.commands, command)
+		resp := resultOne
+		if strings.HasPrefix(command, "EXEC ") {
+			resp = resultZero
 		}
-		if _, err := io.WriteString(conn, resp); err != nil {
-			return commands, fmt.Errorf("write the response to FastAGI command %q: %w", line, err)
+		if _, err := conn.Write(resp); err != nil {
+			return c.commands, fmt.Errorf("write the response to FastAGI command %q: %w", command, err)
 		}
 	}
 }
+
+// Responses of res_agi to a command that succeeded.
+var (
+	resultOne  = []byte("200 result=1\n")
+	resultZero = []byte("200 result=0\n")
+)
