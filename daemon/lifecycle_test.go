@@ -720,5 +720,5 @@ func TestReadyzOnAsterisk(t *testing.T) {
 		assert.False(t, body[name].Since.IsZero(), "%s has no since", name)
 		assert.Empty(t, body[name].LastError, name)
 	}
-	assert.Len(t, body, 3)
+	assert.Len(t, body, 4)
 }
