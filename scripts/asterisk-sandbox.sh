@@ -387,8 +387,30 @@ ami_off() {
 ami_on() {
 	asterisk_pid >/dev/null || die "Asterisk is not running; start it with: $0 start"
 	set_general_enabled manager.conf yes
-	in_chroot "$ASTERISK" -rx "manager reload" >/dev/null
+	reopen manager.conf port "manager reload"
 	log "AMI open on port $(installed_port manager.conf port)"
+}
+
+# reopen runs the reload command $3 until the port in key $2 of the
+# installed config file $1 accepts connections. Once in a test run, after
+# "manager reload" the AMI port stayed closed for over a minute, so the
+# reload is repeated, with the file touched, for up to 10 s.
+reopen() {
+	local port attempt i
+	port=$(installed_port "$1" "$2")
+	[[ -n $port ]] || die "no $2 in $SANDBOX_ROOT/etc/asterisk/$1"
+	for attempt in 1 2 3 4 5; do
+		touch "$SANDBOX_ROOT/etc/asterisk/$1"
+		in_chroot "$ASTERISK" -rx "$3" >/dev/null
+		for i in {1..20}; do
+			if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+				[[ $attempt -eq 1 ]] || log "port $port open after $attempt reloads"
+				return 0
+			fi
+			sleep 0.1
+		done
+	done
+	die "127.0.0.1:$port still closed after '$3' 5 times; see the log: $0 logs"
 }
 
 # http_off closes the HTTP server. "module reload http" with enabled = no
@@ -410,7 +432,7 @@ http_off() {
 http_on() {
 	asterisk_pid >/dev/null || die "Asterisk is not running; start it with: $0 start"
 	set_general_enabled http.conf yes
-	in_chroot "$ASTERISK" -rx "module reload http" >/dev/null
+	reopen http.conf bindport "module reload http"
 	log "HTTP open on port $(installed_port http.conf bindport)"
 }
 
