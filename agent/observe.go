@@ -231,15 +231,25 @@ func (s *Service) AgentForChannel(name string) (Agent, bool) {
 	return d.agentByChannelBase(base)
 }
 
-// ObserveCall records the state of one of the agent's channels; state
-// CallNone means the channel ended. While any channel is up the agent is
-// ONCALL, else RINGING while one rings; the change is published and shown
-// on the agent's device. Only logged-in agents are followed.
+// ObserveCall records the state of one of the agent's live channels:
+// CallNone for a channel that neither rings nor is up. While any channel is
+// up the agent is ONCALL, else RINGING while one rings; the change is
+// published and shown on the agent's device. Only logged-in agents are
+// followed.
+//
+// A channel only moves forward, from CallNone to CallRinging to CallUp,
+// so a state behind the one known is an event older than the channel list
+// read after an ARI connect, and is ignored.
 func (s *Service) ObserveCall(agentID, channelID string, state CallState) {
-	s.enqueue(agentID, func(ctx context.Context) { s.updateCall(ctx, agentID, channelID, state) })
+	s.enqueue(agentID, func(ctx context.Context) { s.updateCall(ctx, agentID, channelID, state, false) })
 }
 
-func (s *Service) updateCall(ctx context.Context, agentID, channelID string, state CallState) {
+// ObserveCallEnded records that one of the agent's channels ended.
+func (s *Service) ObserveCallEnded(agentID, channelID string) {
+	s.enqueue(agentID, func(ctx context.Context) { s.updateCall(ctx, agentID, channelID, CallNone, true) })
+}
+
+func (s *Service) updateCall(ctx context.Context, agentID, channelID string, state CallState, ended bool) {
 	a, sl, err := s.lockAgent(ctx, agentID)
 	if err != nil {
 		return
@@ -248,9 +258,15 @@ func (s *Service) updateCall(ctx context.Context, agentID, channelID string, sta
 	if sl.calls == nil {
 		sl.calls = map[string]CallState{}
 	}
-	if state == CallNone {
+	known, ok := sl.calls[channelID]
+	switch {
+	case ended:
 		delete(sl.calls, channelID)
-	} else {
+	case ok && callRank(state) < callRank(known):
+		s.log.Debug("ignored a channel state older than the one known", "agent_id", agentID, "channel_id", channelID,
+			"state", string(state), "known", string(known))
+		return
+	default:
 		sl.calls[channelID] = state
 	}
 	prev := s.current(agentID)
@@ -260,6 +276,18 @@ func (s *Service) updateCall(ctx context.Context, agentID, channelID string, sta
 		return
 	}
 	s.applyAvailability(ctx, sl, a, prev, next, EventCallStateChanged)
+}
+
+// callRank orders the states a channel goes through.
+func callRank(c CallState) int {
+	switch c {
+	case CallRinging:
+		return 1
+	case CallUp:
+		return 2
+	default:
+		return 0
+	}
 }
 
 // aggregateCalls returns ONCALL when a channel is up, RINGING when one

@@ -278,7 +278,7 @@ func TestCallStateFollowsChannels(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, agent.StateOnCall, st.Session.Effective())
 
-	f.svc.ObserveCall(a.ID, "chan-1", agent.CallNone)
+	f.svc.ObserveCallEnded(a.ID, "chan-1")
 	c = waitChange(t, f)
 	assert.Equal(t, agent.StateReady, c.Session.Effective())
 	assert.Equal(t, "NOT_INUSE", f.devices.State("Stasis:agent-1001"))
@@ -301,7 +301,7 @@ func TestSyncCallsKeepsNewerEvents(t *testing.T) {
 	assert.Equal(t, agent.StateOnCall, c.Session.Effective())
 
 	// A call ends while the list is read: the list still has it as up.
-	f.svc.ObserveCall("1001", "chan-1", agent.CallNone)
+	f.svc.ObserveCallEnded("1001", "chan-1")
 	assert.Equal(t, agent.StateReady, waitChange(t, f).Session.Effective())
 	f.svc.SyncCalls(map[string]map[string]agent.CallState{"1001": {"chan-1": agent.CallUp}}, map[string]bool{"chan-1": true})
 	f.svc.ObserveCall("1001", "chan-2", agent.CallRinging)
@@ -313,7 +313,7 @@ func TestSyncCallsKeepsNewerEvents(t *testing.T) {
 	// while no websocket was open, chan-3 is up.
 	f.svc.SyncCalls(map[string]map[string]agent.CallState{"1001": {"chan-3": agent.CallUp}}, nil)
 	assert.Equal(t, agent.StateOnCall, waitChange(t, f).Session.Effective())
-	f.svc.ObserveCall("1001", "chan-3", agent.CallNone)
+	f.svc.ObserveCallEnded("1001", "chan-3")
 	assert.Equal(t, agent.StateReady, waitChange(t, f).Session.Effective(), "chan-2 is gone")
 }
 
@@ -461,4 +461,32 @@ func TestLoginDuringCall(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, agent.StateOnCall, res.Status.Session.Effective())
 	assert.Equal(t, "INUSE", f.devices.State("Stasis:agent-1001"))
+}
+
+// TestLateChannelEventsIgnored: the channel list read after an ARI connect
+// can be newer than events still on their way. A state behind the known
+// one changes nothing.
+func TestLateChannelEventsIgnored(t *testing.T) {
+	f := newObserveFixture(t, agent.MemberRestore, 0)
+	_, err := f.svc.Login(t.Context(), "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	f.reset()
+
+	f.svc.SyncCalls(map[string]map[string]agent.CallState{"1001": {"chan-1": agent.CallRinging}}, nil)
+	assert.Equal(t, agent.StateRinging, waitChange(t, f).Session.Effective())
+
+	// ChannelCreated (Down), then ChannelStateChange (Ringing), both sent
+	// before the list was read.
+	f.svc.ObserveCall("1001", "chan-1", agent.CallNone)
+	f.svc.ObserveCall("1001", "chan-1", agent.CallRinging)
+	f.svc.ObserveCall("1001", "chan-1", agent.CallUp)
+	c := waitChange(t, f)
+	assert.Equal(t, agent.StateRinging, c.Previous.Effective(), "no READY in between")
+	assert.Equal(t, agent.StateOnCall, c.Session.Effective())
+
+	f.svc.ObserveCall("1001", "chan-1", agent.CallRinging)
+	f.svc.ObserveCallEnded("1001", "chan-1")
+	c = waitChange(t, f)
+	assert.Equal(t, agent.StateOnCall, c.Previous.Effective(), "an up channel does not ring again")
+	assert.Equal(t, agent.StateReady, c.Session.Effective())
 }

@@ -276,7 +276,7 @@ func (d *Daemon) onARIEvent(ev ari.Event) {
 		}
 		d.ariSeen.channel(p.Channel.ID)
 		if a, ok := d.service.AgentForChannel(p.Channel.Name); ok {
-			d.service.ObserveCall(a.ID, p.Channel.ID, agent.CallNone)
+			d.service.ObserveCallEnded(a.ID, p.Channel.ID)
 		}
 	case ari.EventEndpointStateChange, ariEventPeerStatusChange:
 		// Both carry the endpoint with its state in "endpoint".
