@@ -409,6 +409,9 @@ func TestAsteriskSetVariables(t *testing.T) {
 		"AGENTD_T_OPEN":   "x(y",
 		"AGENTD_T_TICK":   "it's",
 		"AGENTD_T_MARKS":  "#*!?%&~;<>^$={}=¿¡ñ",
+		"AGENTD_T_BACK":   `back\slash`,
+		"AGENTD_T_TRAIL":  `trailing\`,
+		"AGENTD_T_LONG":   strings.Repeat("l", 1000), // GET VARIABLE returns at most 1023 bytes
 	}
 	type result struct {
 		got map[string]string

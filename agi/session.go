@@ -229,9 +229,9 @@ type Variable struct {
 const appNotFound = -2
 
 // SetVariables sets several channel variables. The plain ones (see
-// msetPlain) go in a single EXEC MSet command, so one round trip sets
-// them all. Each other variable gets its own SET VARIABLE after that.
-// When Asterisk has no MSet, every variable goes by SET VARIABLE.
+// msetPlain) go in EXEC MSet commands, one round trip for as many as fit
+// in a command line. Each other variable gets its own SET VARIABLE after
+// that. When Asterisk has no MSet, every variable goes by SET VARIABLE.
 func (s *Session) SetVariables(ctx context.Context, vars []Variable) error {
 	var plain, other []Variable
 	for _, v := range vars {
@@ -241,24 +241,63 @@ func (s *Session) SetVariables(ctx context.Context, vars []Variable) error {
 			other = append(other, v)
 		}
 	}
-	if len(plain) > 1 {
-		done, err := s.mset(ctx, plain)
+	var single []Variable
+	for i, batch := range msetBatches(plain) {
+		if len(batch) == 1 {
+			single = append(single, batch...)
+			continue
+		}
+		done, err := s.mset(ctx, batch)
 		if err != nil {
 			return err
 		}
 		if !done {
-			other = append(plain, other...)
+			for _, rest := range msetBatches(plain)[i:] {
+				single = append(single, rest...)
+			}
+			break
 		}
-	} else {
-		other = append(plain, other...)
 	}
-	for _, v := range other {
+	for _, v := range append(single, other...) {
 		if err := s.SetVariable(ctx, v.Name, v.Value); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// msetRoom is the room for the pairs in an EXEC MSet command line: the
+// command, its quotes and the line end take the rest of maxCommandBytes.
+const msetRoom = maxCommandBytes - len(`EXEC "MSet" ""`+"\n")
+
+// msetBatches splits plain variables, in order, into batches whose MSet
+// command fits in a command line. A variable too long for any batch is
+// alone in its batch.
+func msetBatches(vars []Variable) [][]Variable {
+	var batches [][]Variable
+	var batch []Variable
+	size := 0
+	for _, v := range vars {
+		n := len(v.Name) + 1 + len(v.Value)
+		if len(batch) > 0 && size+1+n > msetRoom {
+			batches = append(batches, batch)
+			batch, size = nil, 0
+		}
+		if len(batch) > 0 {
+			size++ // the comma
+		}
+		batch = append(batch, v)
+		size += n
+	}
+	if len(batch) > 0 {
+		batches = append(batches, batch)
+	}
+	return batches
+}
+
+// msetMissingLogged is set once the missing MSet application was logged,
+// so an old Asterisk does not get the warning on every session.
+var msetMissingLogged atomic.Bool
 
 // mset sets vars with EXEC MSet. done is false when Asterisk has no MSet
 // application or does not run EXEC on the channel.
@@ -282,7 +321,9 @@ func (s *Session) mset(ctx context.Context, vars []Variable) (done bool, err err
 		return false, err
 	}
 	if resp.Result == appNotFound {
-		s.Logger().Warn("Asterisk has no MSet application; setting variables one by one")
+		if msetMissingLogged.CompareAndSwap(false, true) {
+			s.Logger().Warn("Asterisk has no MSet application; setting variables one by one")
+		}
 		return false, nil
 	}
 	for _, v := range vars {
@@ -318,7 +359,7 @@ func msetPlain(v Variable) bool {
 
 // msetSpecial are the characters that MSet or the AGI command line
 // change: separators, quotes, escapes, and the pairs that nest.
-const msetSpecial = ",|\"'`()[]{}"
+const msetSpecial = ",|\\\"'()[]{}" + "`"
 
 // GetVariable reads a channel variable or dialplan function with GET
 // VARIABLE. ok is false when the variable is not set. Asterisk 22 returns

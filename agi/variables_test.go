@@ -2,6 +2,7 @@ package agi
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,4 +98,54 @@ func TestSetVariablesSessionResult(t *testing.T) {
 	f.write("200 result=0\n")
 	f.requireClosed()
 	assert.Equal(t, ResultError, <-outcomes, "AGENT_RESULT set by MSet is the session's outcome")
+}
+
+func TestSetVariablesBackslash(t *testing.T) {
+	f, errs := setVariablesSession(t, []Variable{{"A", "READY"}, {"B", `back\slash`}, {"C", `trailing\`}, {"D", "5"}})
+	assert.Equal(t, []string{"EXEC", "MSet", "A=READY,D=5"}, f.mustCommand(), "MSet drops backslashes")
+	f.write("200 result=0\n")
+	assert.Equal(t, []string{"SET", "VARIABLE", "B", `back\slash`}, f.mustCommand())
+	f.write("200 result=1\n")
+	assert.Equal(t, []string{"SET", "VARIABLE", "C", `trailing\`}, f.mustCommand())
+	f.write("200 result=1\n")
+	f.requireClosed()
+	require.NoError(t, <-errs)
+}
+
+func TestSetVariablesLongValues(t *testing.T) {
+	long := func(c string) string { return strings.Repeat(c, 5000) }
+	f, errs := setVariablesSession(t, []Variable{{"A", long("a")}, {"B", long("b")}, {"C", "5"}})
+	// A and B do not fit in one command line: B and C go in one MSet, and
+	// A, alone in its batch, by SET VARIABLE.
+	assert.Equal(t, []string{"EXEC", "MSet", "B=" + long("b") + ",C=5"}, f.mustCommand())
+	f.write("200 result=0\n")
+	assert.Equal(t, []string{"SET", "VARIABLE", "A", long("a")}, f.mustCommand())
+	f.write("200 result=1\n")
+	f.requireClosed()
+	require.NoError(t, <-errs)
+}
+
+func TestMSetBatchesFit(t *testing.T) {
+	vars := []Variable{
+		{"A", strings.Repeat("a", msetRoom-2)}, // "A=" plus the value fills a line
+		{"B", "1"}, {"C", "2"},
+		{"D", strings.Repeat("d", msetRoom)}, // too long for any batch
+		{"E", "3"},
+	}
+
+	batches := msetBatches(vars)
+
+	require.Len(t, batches, 4)
+	assert.Equal(t, []Variable{vars[0]}, batches[0])
+	assert.Equal(t, []Variable{vars[1], vars[2]}, batches[1])
+	assert.Equal(t, []Variable{vars[3]}, batches[2])
+	assert.Equal(t, []Variable{vars[4]}, batches[3])
+	for _, b := range batches[:2] {
+		var pairs []string
+		for _, v := range b {
+			pairs = append(pairs, v.Name+"="+v.Value)
+		}
+		_, err := formatCommand("EXEC", []string{"MSet", strings.Join(pairs, ",")})
+		assert.NoError(t, err, "the MSet command of a batch fits in a line")
+	}
 }
