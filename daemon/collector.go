@@ -21,6 +21,7 @@ type stateCollector struct {
 	agiActive  *prometheus.Desc
 	agiRefused *prometheus.Desc
 	dropped    *prometheus.Desc
+	restored   *prometheus.Desc
 }
 
 func newStateCollector(d *Daemon) *stateCollector {
@@ -36,12 +37,13 @@ func newStateCollector(d *Daemon) *stateCollector {
 		agiActive:  prometheus.NewDesc("agentd_agi_sessions_active", "FastAGI sessions in progress.", nil, nil),
 		agiRefused: prometheus.NewDesc("agentd_agi_connections_rejected_total", "FastAGI connections closed at once, by reason (address, busy, invalid_header).", []string{"reason"}, nil),
 		dropped:    prometheus.NewDesc("agentd_asterisk_events_dropped_total", "Asterisk events dropped because agentd fell behind, by connection.", []string{"connection"}, nil),
+		restored:   prometheus.NewDesc("agentd_sessions_restored", "1 once the stored sessions are read from NATS after the start, as the sessions entry of /readyz.", nil, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.actionUp, c.reconnects, c.agents, c.published, c.failed, c.outbox, c.agiActive, c.agiRefused, c.dropped} {
+	for _, d := range []*prometheus.Desc{c.up, c.actionUp, c.reconnects, c.agents, c.published, c.failed, c.outbox, c.agiActive, c.agiRefused, c.dropped, c.restored} {
 		ch <- d
 	}
 }
@@ -51,6 +53,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	d := c.d
 	for _, dep := range d.dependencies() {
 		up, _, _ := dep.status()
+		if dep.name == dependencySessions {
+			ch <- prometheus.MustNewConstMetric(c.restored, prometheus.GaugeValue, boolFloat(up))
+			continue
+		}
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, boolFloat(up), dep.name)
 	}
 	ch <- prometheus.MustNewConstMetric(c.actionUp, prometheus.GaugeValue, float64(d.amiPool.ConnectedActionClients()))

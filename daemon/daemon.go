@@ -484,9 +484,13 @@ func (d *Daemon) dependencies() []dependency {
 		{name: "ami", status: d.ami.Status},
 		{name: "ari", status: d.stream.Status},
 		{name: "nats", status: d.store.Status},
-		{name: "sessions", status: d.sessionsStatus},
+		{name: dependencySessions, status: d.sessionsStatus},
 	}
 }
+
+// dependencySessions is the /readyz entry of the stored sessions. It is
+// not a connection, so /metrics reports it as agentd_sessions_restored.
+const dependencySessions = "sessions"
 
 // errSessionsNotRestored is the last error of the "sessions" entry of
 // /readyz until the stored sessions are read.

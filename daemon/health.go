@@ -32,7 +32,7 @@ func readyzHandler(deps []dependency) http.HandlerFunc {
 		code := http.StatusOK
 		for _, d := range deps {
 			up, since, lastErr := d.status()
-			st := dependencyStatus{Status: "up", Since: since.UTC()}
+			st := dependencyStatus{Status: "up", Since: since.UTC().Truncate(time.Millisecond)}
 			if !up {
 				st.Status = "down"
 				code = http.StatusServiceUnavailable
