@@ -314,7 +314,7 @@ func (s *Service) Status(agentID string) (Status, error) {
 		return Status{}, fmt.Errorf("%w: %q", ErrUnknownAgent, agentID)
 	}
 	if !s.restored.Load() {
-		return Status{}, errNotRestored
+		return Status{}, ErrNotRestored
 	}
 	return s.status(a, s.current(agentID)), nil
 }
@@ -354,8 +354,9 @@ func (s *Service) current(agentID string) Session {
 	return Session{AgentID: agentID, State: StateOffline}
 }
 
-// errNotRestored is returned while the stored sessions are not loaded.
-var errNotRestored = fmt.Errorf("%w: the stored sessions are not loaded yet, because NATS has not responded since agentd started", ErrStoreUnavailable)
+// ErrNotRestored is returned while the stored sessions are not loaded. It
+// wraps ErrStoreUnavailable, so it has that error's code.
+var ErrNotRestored = fmt.Errorf("%w: the stored sessions are not loaded yet, because NATS has not responded since agentd started", ErrStoreUnavailable)
 
 // lockAgent looks the agent up and takes its lock in arrival order.
 func (s *Service) lockAgent(ctx context.Context, agentID string) (Agent, *slot, error) {
@@ -370,7 +371,7 @@ func (s *Service) lockAgent(ctx context.Context, agentID string) (Agent, *slot, 
 // lockSlot takes the agent's lock in arrival order.
 func (s *Service) lockSlot(ctx context.Context, agentID string) (*slot, error) {
 	if !s.restored.Load() {
-		return nil, errNotRestored
+		return nil, ErrNotRestored
 	}
 	sl := s.slot(agentID)
 	if err := sl.lock.Lock(ctx); err != nil {

@@ -134,6 +134,9 @@ func (s *Server) useCaseError(err error, call useCaseCall, requestID string) *ap
 		e.msg, e.args = msgAsteriskDisconnected, []any{retryAfterSeconds}
 	case codeStoreUnavailable:
 		e.msg, e.args = msgStoreFailed, []any{retryAfterSeconds}
+		if errors.Is(err, agent.ErrNotRestored) {
+			e.msg = msgSessionsNotRead
+		}
 	case codeTimeout:
 		e.msg, e.args = msgDeadlineExceeded, []any{s.requestTimeout.String()}
 	default:

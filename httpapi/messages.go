@@ -71,6 +71,7 @@ const (
 	msgAsteriskRejected        messageID = "asterisk_rejected"
 	msgAsteriskDisconnected    messageID = "asterisk_disconnected"
 	msgStoreFailed             messageID = "store_failed"
+	msgSessionsNotRead         messageID = "sessions_not_read"
 	msgDeadlineExceeded        messageID = "deadline_exceeded"
 	msgInternalWithID          messageID = "internal_with_request_id"
 	msgWarningNoSuchQueue      messageID = "warning_no_such_queue"
@@ -318,6 +319,10 @@ var catalog = map[messageID]translation{
 	msgStoreFailed: {
 		en: "agentd could not store the session change. Try again in %d seconds.",
 		es: "agentd no pudo guardar el cambio de sesión. Intente de nuevo en %d segundos.",
+	},
+	msgSessionsNotRead: {
+		en: "agentd has not read the agents' sessions from its store yet. Try again in %d seconds.",
+		es: "agentd todavía no leyó las sesiones de los agentes de su almacenamiento. Intente de nuevo en %d segundos.",
 	},
 	msgDeadlineExceeded: {
 		en: "The request did not finish within %s. Repeating it is safe.",

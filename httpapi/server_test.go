@@ -434,6 +434,7 @@ func TestUseCaseErrorMapping(t *testing.T) {
 		{"asterisk error", fmt.Errorf("pause: %w", &agent.AsteriskError{Action: "QueuePause", Message: "Interface not found"}), http.StatusBadGateway, "asterisk_error", "Asterisk rejected QueuePause: Interface not found.", ""},
 		{"asterisk unavailable", fmt.Errorf("pause: %w", agent.ErrAsteriskUnavailable), http.StatusServiceUnavailable, "asterisk_unavailable", "agentd has no connection to Asterisk. Try again in 5 seconds.", "5"},
 		{"store unavailable", fmt.Errorf("store: %w", agent.ErrStoreUnavailable), http.StatusServiceUnavailable, "store_unavailable", "could not store the session change", "5"},
+		{"sessions not read", fmt.Errorf("login agent: %w", agent.ErrNotRestored), http.StatusServiceUnavailable, "store_unavailable", "has not read the agents' sessions", "5"},
 		{"deadline", fmt.Errorf("wait: %w", context.DeadlineExceeded), http.StatusGatewayTimeout, "timeout", "did not finish within 10s", ""},
 		{"canceled", fmt.Errorf("wait: %w", context.Canceled), http.StatusGatewayTimeout, "timeout", "did not finish within 10s", ""},
 		{"internal", errors.New("secret internal detail at 10.0.0.1"), http.StatusInternalServerError, "internal_error", "Internal error. Tell the administrator request id req-42.", ""},
