@@ -72,8 +72,24 @@ type agentEntry struct {
 }
 
 type queueEntry struct {
-	Name    string `yaml:"name"`
-	Penalty int    `yaml:"penalty"`
+	Name    string      `yaml:"name"`
+	Penalty wholeNumber `yaml:"penalty"`
+}
+
+// wholeNumber is an integer of the directory file. yaml.v3 would store a
+// penalty of 1.5 as 1 without an error.
+type wholeNumber int
+
+func (w *wholeNumber) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+		return fmt.Errorf("line %d: %q is not an integer: write a whole number, such as 0 or 2", n.Line, n.Value)
+	}
+	var i int
+	if err := n.Decode(&i); err != nil {
+		return err
+	}
+	*w = wholeNumber(i)
+	return nil
 }
 
 // scalar keeps an id exactly as written: YAML would read 00 or 007 as the
@@ -251,7 +267,7 @@ func parseQueues(agentID string, entries []queueEntry, line int, v *validator) [
 			v.add(line, "agent %q has penalty %d in queue %q: use 0 or more", agentID, q.Penalty, q.Name)
 		}
 		seen[q.Name] = true
-		queues = append(queues, QueueRef(q))
+		queues = append(queues, QueueRef{Name: q.Name, Penalty: int(q.Penalty)})
 	}
 	return queues
 }

@@ -125,3 +125,15 @@ func TestParseDirectoryRejectsTemplateWithoutID(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "dir.yaml:1: member_name_template")
 }
+
+func TestDirectoryPenaltyMustBeInteger(t *testing.T) {
+	for _, penalty := range []string{"1.5", "1e1", `"2"`} {
+		_, err := agent.ParseDirectory("d.yaml", []byte("agents:\n  - {id: \"1\", name: A, interface: PJSIP/1, queues: [{name: sales, penalty: "+penalty+"}]}\n"))
+		require.Error(t, err, penalty)
+		assert.Contains(t, err.Error(), "is not an integer: write a whole number", penalty)
+	}
+	d, err := agent.ParseDirectory("d.yaml", []byte("agents:\n  - {id: \"1\", name: A, interface: PJSIP/1, queues: [{name: sales, penalty: 3}]}\n"))
+	require.NoError(t, err)
+	a, _ := d.Agent("1")
+	assert.Equal(t, 3, a.Queues[0].Penalty)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -39,7 +40,70 @@ func decodeConfig(cfg *Config, data []byte, p *problems) bool {
 		p.addSyntaxError(err)
 		return false
 	}
+	checkWholeNumbers(&root, reflect.TypeFor[Config](), "", p)
 	return true
+}
+
+// checkWholeNumbers adds a problem for each number with a fraction or an
+// exponent, such as 3.5 or 1e1, given for an integer key: yaml.v3 would
+// store 3.5 as 3 without an error. t is the Go type that n
+// decodes into and key its dotted name.
+func checkWholeNumbers(n *yaml.Node, t reflect.Type, key string, p *problems) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case n.Kind == yaml.DocumentNode && len(n.Content) > 0:
+		checkWholeNumbers(n.Content[0], t, key, p)
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if f, ok := yamlField(t, n.Content[i].Value); ok {
+				checkWholeNumbers(n.Content[i+1], f.Type, joinKey(key, n.Content[i].Value), p)
+			}
+		}
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Map:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			checkWholeNumbers(n.Content[i+1], t.Elem(), joinKey(key, n.Content[i].Value), p)
+		}
+	case n.Kind == yaml.SequenceNode && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array):
+		for i, item := range n.Content {
+			checkWholeNumbers(item, t.Elem(), fmt.Sprintf("%s[%d]", key, i), p)
+		}
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!float" && isIntegerKind(t.Kind()) && t != durationType:
+		// A duration has its own message from the duration decoder.
+		p.addLine(n.Line, key, "%s %s is not an integer: write it as one, such as %d", key, n.Value, int64(math.Round(parseFloat(n.Value))))
+	}
+}
+
+// yamlField returns the field of struct t that the YAML key name decodes
+// into, as yaml.v3 matches them: the name in the yaml tag, or else the
+// field name in lower case.
+func yamlField(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		if tag == name || tag == "" && strings.ToLower(f.Name) == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func isIntegerKind(k reflect.Kind) bool {
+	switch k {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
+}
+
+func parseFloat(s string) float64 {
+	f, _ := strconv.ParseFloat(s, 64)
+	return f
 }
 
 func (p *problems) addSyntaxError(err error) {

@@ -127,6 +127,28 @@ device_states:
 	}
 }
 
+func TestConfigFractionForIntegerIsRejected(t *testing.T) {
+	src := `ami: {username: agentd, password: x, connections: 3.5}
+ari: {username: agentd, password: y}
+agi: {max_sessions: 1e1}
+nats:
+  outbox_max_entries: 2.0
+`
+	_, err := ParseConfig("agentd.yaml", []byte(src), nil)
+	require.Error(t, err)
+
+	want := []string{
+		`agentd.yaml:1: ami.connections 3.5 is not an integer: write it as one, such as 4`,
+		`agentd.yaml:3: agi.max_sessions 1e1 is not an integer: write it as one, such as 10`,
+		`agentd.yaml:5: nats.outbox_max_entries 2.0 is not an integer: write it as one, such as 2`,
+	}
+	got := strings.Split(err.Error(), "\n")
+	require.Len(t, got, len(want), err.Error())
+	for i, w := range want {
+		assert.Equal(t, w, got[i])
+	}
+}
+
 func TestConfigUnknownKeyIsRejected(t *testing.T) {
 	_, err := ParseConfig("agentd.yaml", []byte(minimalConfig+"http:\n  listne: x\n"), nil)
 
