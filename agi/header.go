@@ -115,7 +115,8 @@ func (p *headerParser) line(line string) (done bool, err error) {
 		return false, fmt.Errorf("%w: %s sent twice", ErrInvalidHeader, name)
 	}
 	if p.h.Vars == nil {
-		p.h.Vars = make(map[string]string)
+		// Asterisk 22 sends 22 variables before the arguments.
+		p.h.Vars = make(map[string]string, 24)
 	}
 	p.h.Vars[name] = value
 	return false, nil

@@ -511,6 +511,7 @@ func (s *Server) serveConn(ctx context.Context, ls *liveSession, br *bufio.Reade
 		s.counters.headerLog.log(s.log, "agi header rejected; connection closed", "remote_addr", ls.conn.RemoteAddr().String(), "err", err)
 		return
 	}
+	sess.ctx = ctx
 	s.runHandler(ctx, sess)
 }
 

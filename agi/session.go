@@ -33,6 +33,10 @@ type Session struct {
 	request Request
 	timeout time.Duration
 
+	// ctx is the context the server gives the handler, which ends only
+	// together with a close of conn; nil in sessions built by tests.
+	ctx context.Context
+
 	serverLog *slog.Logger
 	logOnce   sync.Once
 	log       *slog.Logger // from serverLog, built by Logger
@@ -123,6 +127,11 @@ func (s *Session) roundTrip(ctx context.Context, line string) (Response, error) 
 	if err := s.conn.SetDeadline(deadline); err != nil {
 		return Response{}, fmt.Errorf("%w: %w", ErrSessionClosed, err)
 	}
+	if ctx == s.ctx {
+		// The session's own context ends only together with a close of
+		// the connection, which ends the read anyway.
+		return s.exchange(ctx, line, fromCtx)
+	}
 	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		_ = s.conn.SetDeadline(time.Unix(1, 0)) // the error is the read's to report
@@ -133,14 +142,19 @@ func (s *Session) roundTrip(ctx context.Context, line string) (Response, error) 
 			<-fired
 		}
 	}()
+	return s.exchange(ctx, line, fromCtx)
+}
 
+// exchange writes line and reads its response under the deadline already
+// set on the connection.
+func (s *Session) exchange(ctx context.Context, line string, ctxDeadline bool) (Response, error) {
 	if _, err := io.WriteString(s.conn, line); err != nil {
-		return Response{}, s.ioError(ctx, err, fromCtx)
+		return Response{}, s.ioError(ctx, err, ctxDeadline)
 	}
 	resp, err := s.r.readResponse()
 	s.hangups.Store(int64(s.r.hangups))
 	if err != nil {
-		return Response{}, s.ioError(ctx, err, fromCtx)
+		return Response{}, s.ioError(ctx, err, ctxDeadline)
 	}
 	return resp, nil
 }
