@@ -21,7 +21,7 @@ const memoryAgentBase = 10001
 
 // memorySampleInterval is the time between two RSS readings while the
 // process settles.
-const memorySampleInterval = 10 * time.Second
+const memorySampleInterval = time.Second
 
 func runMemory(ctx context.Context, opts options, sb *sandbox, r *report, log *slog.Logger) error {
 	if _, err := os.Stat(opts.agentdBin); err != nil {
@@ -76,37 +76,39 @@ func runMemory(ctx context.Context, opts options, sb *sandbox, r *report, log *s
 		return fmt.Errorf("%d of %d logins failed, first: %w", login.errors, len(agents), login.first)
 	}
 
-	settled, lowest, err := settleRSS(ctx, pid, opts.memorySettle)
+	settled, lowest, highest, err := settleRSS(ctx, pid, opts.memorySettle)
 	if err != nil {
 		return err
 	}
-	r.linef("  RSS after %s idle: %.1f MiB (lowest reading %.1f MiB)", opts.memorySettle, settled, lowest)
+	r.linef("  RSS after %s idle: %.1f MiB (lowest reading %.1f MiB, highest %.1f MiB)", opts.memorySettle, settled, lowest, highest)
 	r.compare(fmt.Sprintf("RSS MiB with %d agents logged in, after login", len(agents)), afterLogin, "%.1f", true, memoryTargetMiB)
+	r.compare(fmt.Sprintf("RSS MiB with %d agents logged in, highest while idle", len(agents)), highest, "%.1f", true, memoryTargetMiB)
 	r.compare(fmt.Sprintf("RSS MiB with %d agents logged in, settled", len(agents)), settled, "%.1f", true, memoryTargetMiB)
 	r.ratio("settled RSS / RSS with nobody logged in", settled, idle, true, 0)
 	return nil
 }
 
 // settleRSS waits for duration, reading the RSS every sample interval, and
-// returns the last and the lowest reading.
-func settleRSS(ctx context.Context, pid int, duration time.Duration) (last, lowest float64, err error) {
+// returns the last, the lowest and the highest reading.
+func settleRSS(ctx context.Context, pid int, duration time.Duration) (last, lowest, highest float64, err error) {
 	deadline := time.Now().Add(duration)
 	lowest = -1
 	for {
 		last, err = readRSS(pid)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		if lowest < 0 || last < lowest {
 			lowest = last
 		}
+		highest = max(highest, last)
 		wait := min(memorySampleInterval, time.Until(deadline))
 		if wait <= 0 {
-			return last, lowest, nil
+			return last, lowest, highest, nil
 		}
 		select {
 		case <-ctx.Done():
-			return 0, 0, ctx.Err()
+			return 0, 0, 0, ctx.Err()
 		case <-time.After(wait):
 		}
 	}
