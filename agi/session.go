@@ -314,7 +314,7 @@ func msetBatches(vars []Variable) [][]Variable {
 var msetMissingLogged atomic.Bool
 
 // mset sets vars with EXEC MSet. done is false when Asterisk has no MSet
-// application or does not run EXEC on the channel.
+// application or does not run EXEC: the caller then uses SET VARIABLE.
 func (s *Session) mset(ctx context.Context, vars []Variable) (done bool, err error) {
 	var b strings.Builder
 	for i, v := range vars {
@@ -326,9 +326,10 @@ func (s *Session) mset(ctx context.Context, vars []Variable) (done bool, err err
 		b.WriteString(v.Value)
 	}
 	resp, err := s.Command(ctx, "EXEC", "MSet", b.String())
-	if errors.Is(err, ErrDeadChannel) {
-		// SET VARIABLE is permitted on a dead channel; should EXEC not be,
-		// the variables still get set.
+	if errors.Is(err, ErrDeadChannel) || errors.Is(err, ErrInvalidCommand) || errors.Is(err, ErrUsage) {
+		// SET VARIABLE is permitted on a dead channel and known to every
+		// res_agi; should EXEC be refused (511), unknown (510) or answered
+		// with its usage (520), the variables still get set.
 		return false, nil
 	}
 	if err != nil {

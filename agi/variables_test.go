@@ -149,3 +149,20 @@ func TestMSetBatchesFit(t *testing.T) {
 		assert.NoError(t, err, "the MSet command of a batch fits in a line")
 	}
 }
+
+func TestSetVariablesExecRefused(t *testing.T) {
+	for _, refusal := range []string{
+		"510 Invalid or unknown command\n",
+		"520-Invalid command syntax.  Proper usage follows:\nUsage: EXEC <application> <options>\n520 End of proper usage.\n",
+	} {
+		f, errs := setVariablesSession(t, []Variable{{"A", "READY"}, {"B", "5"}})
+		assert.Equal(t, []string{"EXEC", "MSet", "A=READY,B=5"}, f.mustCommand())
+		f.write(refusal)
+		for _, want := range [][]string{{"SET", "VARIABLE", "A", "READY"}, {"SET", "VARIABLE", "B", "5"}} {
+			assert.Equal(t, want, f.mustCommand(), "after %q", refusal)
+			f.write("200 result=1\n")
+		}
+		f.requireClosed()
+		require.NoError(t, <-errs)
+	}
+}

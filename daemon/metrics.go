@@ -111,10 +111,15 @@ func result(err error) string {
 	}
 }
 
-// observe records one Asterisk action or request.
+// observe records one Asterisk action or request. One that got no
+// response, such as an action refused at once while AMI is down, is
+// counted but not timed, so it cannot pull the durations toward zero.
 func observe(count *prometheus.CounterVec, duration *prometheus.HistogramVec, name string, start time.Time, err error) {
-	count.WithLabelValues(name, result(err)).Inc()
-	duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	res := result(err)
+	count.WithLabelValues(name, res).Inc()
+	if res != "unavailable" {
+		duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	}
 }
 
 // instrumentedQueues counts and times the AMI actions of an agent.Queues,
