@@ -328,8 +328,8 @@ func (s *Session) mset(ctx context.Context, vars []Variable) (done bool, err err
 	resp, err := s.Command(ctx, "EXEC", "MSet", b.String())
 	if errors.Is(err, ErrDeadChannel) || errors.Is(err, ErrInvalidCommand) || errors.Is(err, ErrUsage) {
 		// SET VARIABLE is permitted on a dead channel and known to every
-		// res_agi; should EXEC be refused (511), unknown (510) or answered
-		// with its usage (520), the variables still get set.
+		// res_agi. When EXEC is refused (511), unknown (510) or gets its
+		// usage text (520), SET VARIABLE still sets the variables.
 		return false, nil
 	}
 	if err != nil {

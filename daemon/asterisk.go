@@ -167,7 +167,8 @@ type ariSeen struct {
 	active map[*seenRecord]struct{}
 }
 
-// seenRecord is what events reported during one resync.
+// seenRecord holds the channels and endpoints that events reported
+// during one resync.
 type seenRecord struct {
 	channels  map[string]bool // channel ids
 	endpoints map[string]bool // interfaces such as PJSIP/1001
