@@ -269,7 +269,14 @@ func (s *Service) updateCall(ctx context.Context, agentID, channelID string, sta
 	default:
 		sl.calls[channelID] = state
 	}
-	prev := s.current(agentID)
+	s.applyCalls(ctx, sl, a)
+}
+
+// applyCalls sets the agent's call state from its channels, sl.calls, and
+// publishes the change of a logged-in agent. The caller holds the agent's
+// lock.
+func (s *Service) applyCalls(ctx context.Context, sl *slot, a Agent) {
+	prev := s.current(a.ID)
 	next := prev
 	next.CallState = aggregateCalls(sl.calls)
 	if !prev.LoggedIn() || next.CallState == prev.CallState {
@@ -470,13 +477,7 @@ func (s *Service) replaceCalls(ctx context.Context, agentID string, live map[str
 		}
 	}
 	sl.calls = calls
-	prev := s.current(agentID)
-	next := prev
-	next.CallState = aggregateCalls(sl.calls)
-	if !prev.LoggedIn() || next.CallState == prev.CallState {
-		return
-	}
-	s.applyAvailability(ctx, sl, a, prev, next, EventCallStateChanged)
+	s.applyCalls(ctx, sl, a)
 }
 
 // Restores of one member in restoreWindow beyond which agentd stops

@@ -227,9 +227,7 @@ func (s *Session) SetVariable(ctx context.Context, name, value string) error {
 	if resp.Result != 1 {
 		return fmt.Errorf("%w: SET VARIABLE %s returned %q", ErrInvalidResponse, name, resp.String())
 	}
-	if name == VarResult {
-		s.result.Store(&value)
-	}
+	s.recordResult(name, value)
 	return nil
 }
 
@@ -256,7 +254,8 @@ func (s *Session) SetVariables(ctx context.Context, vars []Variable) error {
 		}
 	}
 	var single []Variable
-	for i, batch := range msetBatches(plain) {
+	batches := msetBatches(plain)
+	for i, batch := range batches {
 		if len(batch) == 1 {
 			single = append(single, batch...)
 			continue
@@ -266,7 +265,7 @@ func (s *Session) SetVariables(ctx context.Context, vars []Variable) error {
 			return err
 		}
 		if !done {
-			for _, rest := range msetBatches(plain)[i:] {
+			for _, rest := range batches[i:] {
 				single = append(single, rest...)
 			}
 			break
@@ -342,12 +341,17 @@ func (s *Session) mset(ctx context.Context, vars []Variable) (done bool, err err
 		return false, nil
 	}
 	for _, v := range vars {
-		if v.Name == VarResult {
-			value := v.Value
-			s.result.Store(&value)
-		}
+		s.recordResult(v.Name, v.Value)
 	}
 	return true, nil
+}
+
+// recordResult keeps the value of AGENT_RESULT, the session's outcome for
+// Config.OnSession, when name is that variable.
+func (s *Session) recordResult(name, value string) {
+	if name == VarResult {
+		s.result.Store(&value)
+	}
 }
 
 // msetPlain reports whether MSet passes v's name and value through

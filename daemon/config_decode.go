@@ -81,7 +81,7 @@ func checkWholeNumbers(n *yaml.Node, t reflect.Type, key string, p *problems) {
 func yamlField(t reflect.Type, name string) (reflect.StructField, bool) {
 	for i := range t.NumField() {
 		f := t.Field(i)
-		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		tag := yamlName(f)
 		if tag == "-" || !f.IsExported() {
 			continue
 		}
