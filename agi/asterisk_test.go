@@ -409,6 +409,7 @@ func TestAsteriskSetVariables(t *testing.T) {
 		"AGENTD_T_OPEN":   "x(y",
 		"AGENTD_T_TICK":   "it's",
 		"AGENTD_T_MARKS":  "#*!?%&~;<>^$={}=¿¡ñ",
+		"AGENTD_T_DOLLAR": "${EXTEN}",
 		"AGENTD_T_BACK":   `back\slash`,
 		"AGENTD_T_TRAIL":  `trailing\`,
 		"AGENTD_T_LONG":   strings.Repeat("l", 1000), // GET VARIABLE returns at most 1023 bytes
@@ -425,6 +426,11 @@ func TestAsteriskSetVariables(t *testing.T) {
 		res := result{got: map[string]string{}}
 		defer func() { results <- res }()
 		if res.err = s.SetVariable(ctx, "AGENTD_T_EMPTY", "stale"); res.err != nil {
+			return res.err
+		}
+		// The help of EXEC says it expands ${...} with AGIEXECFULL=yes. The
+		// values must arrive as written either way.
+		if res.err = s.SetVariable(ctx, "AGIEXECFULL", "yes"); res.err != nil {
 			return res.err
 		}
 		var vars []Variable

@@ -137,7 +137,7 @@ func (f *fakeAsterisk) requireFailure() {
 	require.Equal(f.t, failureLine, string(rest))
 }
 
-// serveVariables answers every SET VARIABLE with "200 result=1" and every
+// serveVariables responds to every SET VARIABLE with "200 result=1" and every
 // EXEC MSet with "200 result=0", as Asterisk does, until the server closes
 // the connection, and returns the variables set.
 func (f *fakeAsterisk) serveVariables() map[string]string {
@@ -166,7 +166,7 @@ func (f *fakeAsterisk) serveVariables() map[string]string {
 }
 
 // msetPlainValue matches the values that MSet keeps unchanged.
-var msetPlainValue = regexp.MustCompile("^[^\\x00-\\x1f\\x7f,|\\\\\"'`()\\[\\]{}]*$")
+var msetPlainValue = regexp.MustCompile("^[^\\x00-\\x1f\\x7f,|\\\\\"'`()\\[\\]{}$]*$")
 
 // msetPairs returns the variables of an MSet argument. It fails the test
 // for a value that MSet would change: a comma splits it, and quotes and

@@ -33,8 +33,8 @@ type Session struct {
 	request Request
 	timeout time.Duration
 
-	// ctx is the context the server gives the handler, which ends only
-	// together with a close of conn; nil in sessions built by tests.
+	// ctx is the context the server gives the handler. It ends only
+	// together with a close of conn, and is nil in sessions that tests build.
 	ctx context.Context
 
 	serverLog *slog.Logger
@@ -237,7 +237,7 @@ type Variable struct {
 }
 
 // appNotFound is the result of EXEC for an application Asterisk does not
-// have (handle_exec() in res_agi.c).
+// have, as "agi show commands topic exec" documents it.
 const appNotFound = -2
 
 // SetVariables sets several channel variables. The plain ones (see
@@ -377,8 +377,11 @@ func msetPlain(v Variable) bool {
 }
 
 // msetSpecial are the characters that MSet or the AGI command line
-// change: separators, quotes, escapes, and the pairs that nest.
-const msetSpecial = ",|\\\"'()[]{}" + "`"
+// change: separators, quotes, escapes, and the pairs that nest. '$' is
+// among them because the help of EXEC says it expands ${...} when the
+// channel has AGIEXECFULL=yes.
+// NOTE: Asterisk 22.10.1 did not expand it in TestAsteriskSetVariables.
+const msetSpecial = ",|\\\"'()[]{}$" + "`"
 
 // GetVariable reads a channel variable or dialplan function with GET
 // VARIABLE. ok is false when the variable is not set. Asterisk 22 returns

@@ -34,7 +34,8 @@ func TestSetVariablesOneMSet(t *testing.T) {
 
 func TestSetVariablesNotPlain(t *testing.T) {
 	f, errs := setVariablesSession(t, []Variable{{"A", "READY"}, {"NAME", "Lunch, long"}, {"B", "5"}, {"Q", `say "hi" \o/`},
-		{"SP", "two words"}, {"ES", "Almuerzo con café"}, {"EQ", "a=b"}, {"PAREN", "x(y"}, {"TICK", "it's"}})
+		{"SP", "two words"}, {"ES", "Almuerzo con café"}, {"EQ", "a=b"}, {"PAREN", "x(y"}, {"TICK", "it's"},
+		{"DOLLAR", "${EXTEN}"}})
 	assert.Equal(t, []string{"EXEC", "MSet", "A=READY,B=5,SP=two words,ES=Almuerzo con café,EQ=a=b"}, f.mustCommand())
 	f.write("200 result=0\n")
 	for _, want := range [][]string{
@@ -42,6 +43,7 @@ func TestSetVariablesNotPlain(t *testing.T) {
 		{"SET", "VARIABLE", "Q", `say "hi" \o/`},
 		{"SET", "VARIABLE", "PAREN", "x(y"},
 		{"SET", "VARIABLE", "TICK", "it's"},
+		{"SET", "VARIABLE", "DOLLAR", "${EXTEN}"},
 	} {
 		assert.Equal(t, want, f.mustCommand())
 		f.write("200 result=1\n")
@@ -150,16 +152,16 @@ func TestMSetBatchesFit(t *testing.T) {
 	}
 }
 
-func TestSetVariablesExecRefused(t *testing.T) {
-	for _, refusal := range []string{
+func TestSetVariablesExecRejected(t *testing.T) {
+	for _, response := range []string{
 		"510 Invalid or unknown command\n",
 		"520-Invalid command syntax.  Proper usage follows:\nUsage: EXEC <application> <options>\n520 End of proper usage.\n",
 	} {
 		f, errs := setVariablesSession(t, []Variable{{"A", "READY"}, {"B", "5"}})
 		assert.Equal(t, []string{"EXEC", "MSet", "A=READY,B=5"}, f.mustCommand())
-		f.write(refusal)
+		f.write(response)
 		for _, want := range [][]string{{"SET", "VARIABLE", "A", "READY"}, {"SET", "VARIABLE", "B", "5"}} {
-			assert.Equal(t, want, f.mustCommand(), "after %q", refusal)
+			assert.Equal(t, want, f.mustCommand(), "after %q", response)
 			f.write("200 result=1\n")
 		}
 		f.requireClosed()
