@@ -68,7 +68,7 @@ type Daemon struct {
 	loops   sync.WaitGroup
 
 	reconcileNow chan struct{}
-	ariSeen      ariSeen      // what ARI events reported during a resync
+	ariSeen      ariSeen      // channels and endpoints ARI events reported during a resync
 	fatal        chan error   // a connection loop that ended for good
 	stopping     atomic.Bool  // set when Stop begins
 	lastStartup  atomic.Int64 // Asterisk startup time seen by ARI, Unix ns
@@ -494,7 +494,7 @@ const dependencySessions = "sessions"
 
 // errSessionsNotRestored is the last error of the "sessions" entry of
 // /readyz until the stored sessions are read.
-var errSessionsNotRestored = errors.New("stored sessions not read yet; requests answer store_unavailable until NATS responds")
+var errSessionsNotRestored = errors.New("stored sessions not read yet; requests get store_unavailable until NATS responds")
 
 // sessionsStatus reports whether the stored sessions are restored, since
 // when, or since agentd started while they are not.

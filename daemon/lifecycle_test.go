@@ -426,7 +426,7 @@ func dialAGIScript(t *testing.T, addr, script string, args ...string) *agiCall {
 	return &agiCall{conn: conn, r: bufio.NewReader(conn)}
 }
 
-// variables answers each SET VARIABLE and EXEC MSet with success, as
+// variables responds to each SET VARIABLE and EXEC MSet with success, as
 // Asterisk does, until agentd closes the session, and returns the
 // variables set. The values used here have no quotes or commas.
 func (c *agiCall) variables() (map[string]string, error) {

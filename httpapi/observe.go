@@ -128,8 +128,8 @@ func (s *Server) logRequest(c echo.Context, st *requestState, elapsed time.Durat
 	case status >= http.StatusInternalServerError && (isAPIRoute(c.Path()) || st.failure != nil):
 		level = slog.LevelError
 	case !isAPIRoute(c.Path()):
-		// Includes /readyz answering 503 while a connection is down: the
-		// connection logs that itself.
+		// This includes /readyz returning 503 while a connection is down,
+		// because the connection logs that itself.
 		level = slog.LevelDebug
 	}
 	s.log.LogAttrs(r.Context(), level, "http request", attrs...)

@@ -74,9 +74,9 @@ func TestSleepEndsWithContext(t *testing.T) {
 
 func TestRepeats(t *testing.T) {
 	var r Repeats
-	refused := errors.New("connection refused")
+	dialErr := errors.New("connection refused")
 
-	assert.False(t, r.Seen(refused), "a first error is new")
+	assert.False(t, r.Seen(dialErr), "a first error is new")
 	assert.True(t, r.Seen(errors.New("connection refused")), "the same text repeats")
 	assert.False(t, r.Seen(errors.New("authentication failed")))
 	r.Reset()
