@@ -30,6 +30,7 @@ type Config struct {
 	NATS            NATSConfig        `yaml:"nats"`
 	DeviceStates    map[string]string `yaml:"device_states"`
 	Reconcile       ReconcileConfig   `yaml:"reconcile"`
+	Debug           DebugConfig       `yaml:"debug"`
 	ShutdownTimeout time.Duration     `yaml:"shutdown_timeout"`
 }
 
@@ -123,6 +124,11 @@ type AGIConfig struct {
 	Listen      string   `yaml:"listen"` // empty disables FastAGI
 	Allow       []string `yaml:"allow"`
 	MaxSessions int      `yaml:"max_sessions"`
+}
+
+// DebugConfig configures the listener of the net/http/pprof handlers.
+type DebugConfig struct {
+	Listen string `yaml:"listen"` // host:port. Empty, the default, disables the server.
 }
 
 // NATSConfig configures where events and sessions are stored.

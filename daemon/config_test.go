@@ -23,6 +23,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	assert.Equal(t, 5*time.Second, cfg.AMI.ActionTimeout)
 	assert.Equal(t, 1, cfg.AMI.Connections)
 	assert.Equal(t, "ONHOLD", cfg.StateMap()[agent.StatePaused])
+	assert.Empty(t, cfg.Debug.Listen, "the example leaves the debug server off")
 }
 
 func TestExampleDirectoryIsValid(t *testing.T) {
@@ -376,11 +377,13 @@ func TestConfigAcceptsNegativePingInterval(t *testing.T) {
 
 func TestConfigHostPortExamplePerKey(t *testing.T) {
 	cases := map[string]string{
-		"ami: {address: x}":               `agentd.yaml:4: ami.address "x" is invalid: write host:port, such as 127.0.0.1:5038`,
-		"agi: {listen: x}":                `agentd.yaml:4: agi.listen "x" is invalid: write host:port, such as 127.0.0.1:4573`,
-		"nats: {embedded: {listen: x}}":   `agentd.yaml:4: nats.embedded.listen "x" is invalid: write host:port, such as 127.0.0.1:4222`,
-		"http: {listen: x}":               `agentd.yaml:4: http.listen "x" is invalid: write host:port, such as 127.0.0.1:8080`,
-		"ami: {address: \"127.0.0.1:0\"}": `agentd.yaml:4: ami.address "127.0.0.1:0" has an invalid port: use 1 to 65535, such as 127.0.0.1:5038`,
+		"ami: {address: x}":                    `agentd.yaml:4: ami.address "x" is invalid: write host:port, such as 127.0.0.1:5038`,
+		"agi: {listen: x}":                     `agentd.yaml:4: agi.listen "x" is invalid: write host:port, such as 127.0.0.1:4573`,
+		"nats: {embedded: {listen: x}}":        `agentd.yaml:4: nats.embedded.listen "x" is invalid: write host:port, such as 127.0.0.1:4222`,
+		"http: {listen: x}":                    `agentd.yaml:4: http.listen "x" is invalid: write host:port, such as 127.0.0.1:8080`,
+		"debug: {listen: x}":                   `agentd.yaml:4: debug.listen "x" is invalid: write host:port, such as 127.0.0.1:6060`,
+		"ami: {address: \"127.0.0.1:0\"}":      `agentd.yaml:4: ami.address "127.0.0.1:0" has an invalid port: use 1 to 65535, such as 127.0.0.1:5038`,
+		"debug: {listen: \"127.0.0.1:70000\"}": `agentd.yaml:4: debug.listen "127.0.0.1:70000" has an invalid port: use 0 to 65535, such as 127.0.0.1:6060`,
 	}
 	for src, want := range cases {
 		t.Run(src, func(t *testing.T) {
@@ -389,6 +392,26 @@ func TestConfigHostPortExamplePerKey(t *testing.T) {
 			assert.Equal(t, []string{want}, problemLines(t, err))
 		})
 	}
+}
+
+func TestConfigDebugListen(t *testing.T) {
+	cfg, err := ParseConfig("agentd.yaml", []byte(minimalConfig), nil)
+	require.NoError(t, err)
+	assert.Empty(t, cfg.Debug.Listen, "disabled by default")
+
+	cfg, err = ParseConfig("agentd.yaml", []byte(mergeSections(t, `debug: {listen: "127.0.0.1:6060"}`)), nil)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:6060", cfg.Debug.Listen, "file")
+
+	cfg, err = ParseConfig("agentd.yaml", []byte(minimalConfig), []string{"AGENTD_DEBUG_LISTEN=127.0.0.1:6061"})
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:6061", cfg.Debug.Listen, "environment")
+}
+
+func TestConfigDebugListenFromEnvironmentInvalid(t *testing.T) {
+	_, err := ParseConfig("agentd.yaml", []byte(minimalConfig), []string{"AGENTD_DEBUG_LISTEN=6060"})
+
+	assert.Equal(t, []string{`environment AGENTD_DEBUG_LISTEN="6060": debug.listen "6060" is invalid: write host:port, such as 127.0.0.1:6060`}, problemLines(t, err))
 }
 
 func TestConfigListenPortZeroIsValid(t *testing.T) {

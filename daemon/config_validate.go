@@ -33,6 +33,7 @@ func (c *Config) validate(p *problems) {
 	c.validateAGI(p)
 	c.validateReconcile(p)
 	c.validateNATS(p)
+	c.validateDebug(p)
 	if c.ShutdownTimeout <= 0 {
 		p.add("shutdown_timeout", "shutdown_timeout %s is not positive: use a duration such as 10s", formatDuration(c.ShutdownTimeout))
 	}
@@ -204,6 +205,13 @@ func (c *Config) validateAGI(p *problems) {
 	if c.AGI.MaxSessions < 1 {
 		p.add("agi.max_sessions", "agi.max_sessions %d: use 1 or more", c.AGI.MaxSessions)
 	}
+}
+
+func (c *Config) validateDebug(p *problems) {
+	if c.Debug.Listen == "" {
+		return
+	}
+	checkHostPort(p, "debug.listen", c.Debug.Listen, "127.0.0.1:6060", true)
 }
 
 func (c *Config) validateDeviceStates(p *problems) {

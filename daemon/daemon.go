@@ -64,6 +64,7 @@ type Daemon struct {
 	agi     *agi.Server
 	httpLn  net.Listener
 	agiLn   net.Listener
+	debug   *debugServer // nil unless debug.listen is set
 	cancel  context.CancelFunc
 	loops   sync.WaitGroup
 
@@ -168,6 +169,9 @@ func (d *Daemon) start(ctx context.Context) error {
 		return err
 	}
 	if err := d.startAGI(runCtx); err != nil {
+		return err
+	}
+	if err := d.startDebug(runCtx); err != nil {
 		return err
 	}
 	// An embedded or reachable NATS responds at once. An unreachable one is
@@ -371,8 +375,9 @@ func (d *Daemon) startAGI(ctx context.Context) error {
 }
 
 // Stop shuts down in reverse order of start: HTTP and FastAGI stop taking
-// requests and let those in flight finish, then the Asterisk connections
-// close, then the store flushes. It is safe to call more than once.
+// requests and let those in flight finish, and the debug server ends its
+// profiles in flight. Then the Asterisk connections close, then the store
+// flushes. It is safe to call more than once.
 func (d *Daemon) Stop(ctx context.Context) error {
 	d.stopOnce.Do(func() {
 		d.stopping.Store(true)
@@ -401,20 +406,23 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	return d.stopErr
 }
 
-// shutdownServers shuts HTTP and FastAGI down together, so that both
-// listeners close at once and neither takes new work while the other
-// drains, and waits for both.
+// shutdownServers shuts HTTP, FastAGI and the debug server down together,
+// so that their listeners close at once and none takes new work while
+// another drains, and waits for all of them.
 func (d *Daemon) shutdownServers(ctx context.Context) error {
 	var wg sync.WaitGroup
-	var httpErr, agiErr error
+	var httpErr, agiErr, debugErr error
 	if d.http != nil {
 		wg.Go(func() { httpErr = d.http.Shutdown(ctx) })
 	}
 	if d.agi != nil {
 		wg.Go(func() { agiErr = d.agi.Shutdown(ctx) })
 	}
+	if d.debug != nil {
+		wg.Go(func() { debugErr = d.debug.shutdown(ctx) })
+	}
 	wg.Wait()
-	return errors.Join(httpErr, agiErr)
+	return errors.Join(httpErr, agiErr, debugErr)
 }
 
 // Reload re-reads the directory and the log level. Sessions are kept. An
