@@ -38,6 +38,28 @@ type Store interface {
 	Commit(ctx context.Context, c Change) error
 }
 
+// Stager is a Store that can write a change durably before the Asterisk
+// actions of its request finish, so the disk write overlaps them. The
+// use cases stage the change they expect and, once Asterisk has done its
+// part, release it, or withdraw it when the request failed or ended
+// differently.
+type Stager interface {
+	// Stage makes c durable but does not publish it yet. Every staged
+	// change must end with Release or Withdraw. A crash before either
+	// counts as Release: the reconciliation after the restart makes
+	// Asterisk match the change.
+	Stage(ctx context.Context, c Change) (StagedChange, error)
+}
+
+// StagedChange is a change written by Stager.Stage.
+type StagedChange interface {
+	// Release publishes the change, with the guarantees of Store.Commit.
+	Release(ctx context.Context) error
+	// Withdraw drops the change durably. On an error it is dropped from
+	// this process, but a restart would count it as done.
+	Withdraw(ctx context.Context) error
+}
+
 // MemberState is a queue member as Asterisk reports it.
 type MemberState struct {
 	Member

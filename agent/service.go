@@ -306,6 +306,20 @@ func (s *Service) Sessions() []Session {
 	return out
 }
 
+// RangeSessions calls fn with each current session, read in place rather
+// than copied, for callers that run often, such as the systemd status
+// line. fn runs under the service's lock: it must not keep or change the
+// session, nor call the Service.
+func (s *Service) RangeSessions(fn func(*Session)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sl := range s.sessions {
+		if p := sl.session.Load(); p != nil {
+			fn(p)
+		}
+	}
+}
+
 // Status returns the agent's current state from memory, without a round
 // trip to Asterisk or the store.
 func (s *Service) Status(agentID string) (Status, error) {

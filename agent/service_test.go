@@ -58,6 +58,9 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.svc, err = agent.NewService(agent.Config{Directory: dir, Queues: f.queues, DeviceStates: f.devices, Store: f.store})
 	require.NoError(t, err)
+	t.Cleanup(func() {
+		assert.Zero(t, f.store.OpenStaged(), "staged changes neither released nor withdrawn")
+	})
 	return f
 }
 
@@ -95,7 +98,46 @@ func TestLoginNoSuchQueueWarns(t *testing.T) {
 	require.NoError(t, err)
 
 	assert.Equal(t, []agent.Warning{{Code: agent.WarningNoSuchQueue, Queue: "ghost"}}, res.Warnings)
-	assert.Equal(t, []agent.Member{{Queue: "sales", Interface: "PJSIP/1003", MemberName: "1003_Carla"}}, res.Status.Session.Members)
+	onlySales := []agent.Member{{Queue: "sales", Interface: "PJSIP/1003", MemberName: "1003_Carla"}}
+	assert.Equal(t, onlySales, res.Status.Session.Members)
+	// The change staged with both queues is withdrawn, and the change
+	// with the queue Asterisk has is committed.
+	withdrawn := f.store.Withdrawn()
+	require.Len(t, withdrawn, 1)
+	assert.Len(t, withdrawn[0].Session.Members, 2)
+	changes := f.store.Changes()
+	require.Len(t, changes, 1)
+	assert.Equal(t, onlySales, changes[0].Session.Members)
+	assert.Equal(t, uint64(1), changes[0].Session.Revision)
+}
+
+// commitOnlyStore hides the Stage method of the test store.
+type commitOnlyStore struct{ agent.Store }
+
+func TestStoreWithoutStagingCommitsAfterAsterisk(t *testing.T) {
+	dir, err := agent.ParseDirectory("directory.yaml", []byte(testDirectory))
+	require.NoError(t, err)
+	queues := agenttest.NewQueues("sales", "support")
+	store := agenttest.NewStore()
+	svc, err := agent.NewService(agent.Config{Directory: dir, Queues: queues, DeviceStates: agenttest.NewDeviceStates(), Store: commitOnlyStore{store}})
+	require.NoError(t, err)
+	ctx := t.Context()
+
+	_, err = svc.Login(ctx, "1001", agent.SourceAPI)
+	require.NoError(t, err)
+	_, err = svc.Pause(ctx, "1001", "5", agent.SourceAPI)
+	require.NoError(t, err)
+	_, err = svc.Unpause(ctx, "1001", "5", agent.SourceAPI)
+	require.NoError(t, err)
+	_, err = svc.Logout(ctx, "1001", agent.SourceAPI)
+	require.NoError(t, err)
+
+	var types []agent.EventType
+	for _, c := range store.Changes() {
+		types = append(types, c.Type)
+	}
+	assert.Equal(t, []agent.EventType{agent.EventLoggedIn, agent.EventPaused, agent.EventUnpaused, agent.EventLoggedOut}, types)
+	assert.Zero(t, store.OpenStaged())
 }
 
 func TestLoginWhileLoggedInRepairsAndUnpauses(t *testing.T) {
@@ -134,6 +176,7 @@ func TestLoginWhileReadyAndExactCommitsNothing(t *testing.T) {
 	require.NoError(t, err)
 
 	assert.Empty(t, f.store.Changes())
+	assert.Empty(t, f.store.Withdrawn(), "nothing staged for a login that changes nothing")
 	assert.Equal(t, []string{
 		"QueueAdd sales PJSIP/1002 penalty=0 name=1002_Bruno",
 		"QueuePause PJSIP/1002 paused=false reason=",
@@ -372,6 +415,7 @@ func TestLoginUnavailableUndoesAdds(t *testing.T) {
 	assert.Equal(t, agent.CodeAsteriskUnavailable, agent.ErrorCode(err))
 	assert.Empty(t, f.queues.QueueMembers("sales"), "the member added before the failure is removed again")
 	assert.Empty(t, f.store.Changes())
+	assert.Len(t, f.store.Withdrawn(), 1, "the staged login is withdrawn")
 	st, err := f.svc.Status("1001")
 	require.NoError(t, err)
 	assert.Equal(t, agent.StateOffline, st.Session.State)
@@ -397,6 +441,10 @@ func TestPauseFailureRestoresDevice(t *testing.T) {
 	// it failed.
 	assert.Equal(t, []string{"Stasis:agent-1001=ONHOLD", "Stasis:agent-1001=NOT_INUSE"}, f.devices.Calls())
 	assert.Equal(t, "NOT_INUSE", f.devices.State("Stasis:agent-1001"))
+	assert.Empty(t, f.store.Changes())
+	withdrawn := f.store.Withdrawn()
+	require.Len(t, withdrawn, 1)
+	assert.Equal(t, agent.EventPaused, withdrawn[0].Type)
 }
 
 func TestPauseDeviceStateFailureRestoresPause(t *testing.T) {
@@ -529,7 +577,11 @@ func TestLockWaitHonoursContext(t *testing.T) {
 	require.NoError(t, err)
 	release := make(chan struct{})
 	f.queues.Hook = func(string) { <-release }
-	go func() { _, _ = f.svc.Pause(context.Background(), "1001", "5", agent.SourceAPI) }()
+	first := make(chan struct{})
+	go func() {
+		defer close(first)
+		_, _ = f.svc.Pause(context.Background(), "1001", "5", agent.SourceAPI)
+	}()
 	waitQueued(t, f, 0)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
@@ -539,6 +591,7 @@ func TestLockWaitHonoursContext(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Equal(t, agent.CodeTimeout, agent.ErrorCode(err))
 	close(release)
+	<-first
 }
 
 func TestReloadLogsOutRemovedAgents(t *testing.T) {
@@ -592,4 +645,20 @@ func TestRequestsWaitForRestore(t *testing.T) {
 	require.NoError(t, err)
 	_, err = svc.Login(t.Context(), "1001", agent.SourceAPI)
 	require.NoError(t, err)
+}
+
+func TestRangeSessionsSeesEveryCurrentSession(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	for _, id := range []string{"1001", "1002"} {
+		_, err := f.svc.Login(ctx, id, agent.SourceAPI)
+		require.NoError(t, err)
+	}
+	_, err := f.svc.Pause(ctx, "1002", "5", agent.SourceAPI)
+	require.NoError(t, err)
+
+	states := map[string]agent.State{}
+	f.svc.RangeSessions(func(s *agent.Session) { states[s.AgentID] = s.State })
+
+	assert.Equal(t, map[string]agent.State{"1001": agent.StateReady, "1002": agent.StatePaused}, states)
 }

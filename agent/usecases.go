@@ -33,6 +33,18 @@ func (s *Service) Login(ctx context.Context, agentID string, src Source) (Result
 	next.CallState = aggregateCalls(sl.calls)
 	next.Unavailable = !sl.offlineSince.IsZero()
 	next.UnavailableSince = sl.offlineSince
+	if prev.State != StateReady {
+		next.Since = s.stamp()
+	}
+	// The change is staged as if every queue took the member. A queue
+	// that Asterisk does not know changes the members, so then the staged
+	// change is withdrawn and the actual one committed.
+	expected := next
+	expected.Members = a.Members()
+	var stage *stageStep
+	if !sessionEqual(prev, expected) {
+		stage = s.startStage(ctx, a, EventLoggedIn, nil, prev, expected, src)
+	}
 
 	var undo undoStack
 	device := s.startDeviceState(ctx, a, next.Effective())
@@ -47,18 +59,31 @@ func (s *Service) Login(ctx context.Context, agentID string, src Source) (Result
 	}
 	err = device.wait(err, prev, &undo)
 	if err != nil {
+		stage.withdraw(ctx, s.log)
 		undo.run(ctx, s.log)
 		return Result{}, fmt.Errorf("login agent %q: %w", agentID, err)
 	}
 
 	next.Members = members
-	if prev.State != StateReady {
-		next.Since = s.stamp()
-	}
-	if sessionEqual(prev, next) {
+	var st Status
+	switch {
+	case stage != nil && slices.Equal(members, expected.Members):
+		st, err = s.release(ctx, sl, stage, &undo)
+	case sessionEqual(prev, next):
+		stage.withdraw(ctx, s.log)
 		return Result{Status: s.status(a, prev), Warnings: warnings}, nil
+	default:
+		var at time.Time
+		if stage != nil {
+			// The change that did happen keeps the request's time.
+			stage.withdraw(ctx, s.log)
+			at = stage.change.OccurredAt
+		} else {
+			at = s.stamp()
+		}
+		change := s.newChange(a, EventLoggedIn, nil, prev, next, src, at)
+		st, err = s.applyStored(ctx, sl, change, s.store.Commit(ctx, change), &undo)
 	}
-	st, err := s.commit(ctx, sl, a, EventLoggedIn, nil, prev, next, src, &undo)
 	if err == nil && next.Unavailable && !prev.Unavailable {
 		// The grace period before the logout starts at the login.
 		s.startLogoutTimer(sl, agentID, s.outside.unavailableLogout)
@@ -85,6 +110,8 @@ func (s *Service) logoutLocked(ctx context.Context, a Agent, sl *slot, src Sourc
 		return Result{Status: s.status(a, prev)}, nil
 	}
 
+	next := Session{AgentID: a.ID, State: StateOffline, Since: s.stamp(), Revision: prev.Revision}
+	stage := s.startStage(ctx, a, EventLoggedOut, nil, prev, next, src)
 	var undo undoStack
 	device := s.startDeviceState(ctx, a, StateOffline)
 	// Unpausing first closes the pause in queue_log before REMOVEMEMBER, so
@@ -100,12 +127,11 @@ func (s *Service) logoutLocked(ctx context.Context, a Agent, sl *slot, src Sourc
 	}
 	err = device.wait(err, prev, &undo)
 	if err != nil {
+		stage.withdraw(ctx, s.log)
 		undo.run(ctx, s.log)
 		return Result{}, fmt.Errorf("logout agent %q: %w", a.ID, err)
 	}
-
-	next := Session{AgentID: a.ID, State: StateOffline, Since: s.stamp(), Revision: prev.Revision}
-	st, err := s.commit(ctx, sl, a, EventLoggedOut, nil, prev, next, src, &undo)
+	st, err := s.release(ctx, sl, stage, &undo)
 	return Result{Status: st}, err
 }
 
@@ -130,6 +156,11 @@ func (s *Service) Pause(ctx context.Context, agentID, pauseID string, src Source
 		return Result{Status: s.status(a, prev)}, nil
 	}
 
+	next := prev
+	next.State = StatePaused
+	next.PauseID = pauseID
+	next.Since = s.stamp()
+	stage := s.startStage(ctx, a, EventPaused, &p, prev, next, src)
 	var undo undoStack
 	device := s.startDeviceState(ctx, a, StatePaused)
 	err = s.pauseMember(ctx, prev.Interface, len(prev.Members), true, pauseID, len(prev.Members) == 0)
@@ -140,15 +171,11 @@ func (s *Service) Pause(ctx context.Context, agentID, pauseID string, src Source
 	}
 	err = device.wait(err, prev, &undo)
 	if err != nil {
+		stage.withdraw(ctx, s.log)
 		undo.run(ctx, s.log)
 		return Result{}, fmt.Errorf("pause agent %q: %w", agentID, err)
 	}
-
-	next := prev
-	next.State = StatePaused
-	next.PauseID = pauseID
-	next.Since = s.stamp()
-	st, err := s.commit(ctx, sl, a, EventPaused, &p, prev, next, src, &undo)
+	st, err := s.release(ctx, sl, stage, &undo)
 	return Result{Status: st}, err
 }
 
@@ -178,6 +205,11 @@ func (s *Service) Unpause(ctx context.Context, agentID, pauseID string, src Sour
 		return Result{}, fmt.Errorf("unpause agent %q from pause %q while in pause %q: %w", agentID, pauseID, prev.PauseID, ErrPauseMismatch)
 	}
 
+	next := prev
+	next.State = StateReady
+	next.PauseID = ""
+	next.Since = s.stamp()
+	stage := s.startStage(ctx, a, EventUnpaused, nil, prev, next, src)
 	var undo undoStack
 	device := s.startDeviceState(ctx, a, StateReady)
 	err = s.pauseMember(ctx, prev.Interface, len(prev.Members), false, pauseID, len(prev.Members) == 0)
@@ -188,15 +220,11 @@ func (s *Service) Unpause(ctx context.Context, agentID, pauseID string, src Sour
 	}
 	err = device.wait(err, prev, &undo)
 	if err != nil {
+		stage.withdraw(ctx, s.log)
 		undo.run(ctx, s.log)
 		return Result{}, fmt.Errorf("unpause agent %q: %w", agentID, err)
 	}
-
-	next := prev
-	next.State = StateReady
-	next.PauseID = ""
-	next.Since = s.stamp()
-	st, err := s.commit(ctx, sl, a, EventUnpaused, nil, prev, next, src, &undo)
+	st, err := s.release(ctx, sl, stage, &undo)
 	return Result{Status: st}, err
 }
 
@@ -204,23 +232,97 @@ func (s *Service) Unpause(ctx context.Context, agentID, pauseID string, src Sour
 // agent's current session. If the store fails, the Asterisk steps of the
 // request are undone so Asterisk keeps matching the stored state.
 func (s *Service) commit(ctx context.Context, sl *slot, a Agent, typ EventType, p *Pause, prev, next Session, src Source, undo *undoStack) (Status, error) {
+	change := s.newChange(a, typ, p, prev, next, src, s.stamp())
+	return s.applyStored(ctx, sl, change, s.store.Commit(ctx, change), undo)
+}
+
+// release publishes the change that st staged, as commit does. With a
+// store that cannot stage, it commits st's change now.
+func (s *Service) release(ctx context.Context, sl *slot, st *stageStep, undo *undoStack) (Status, error) {
+	<-st.done
+	if st.fallback {
+		c := st.change
+		return s.applyStored(ctx, sl, c, s.store.Commit(ctx, c), undo)
+	}
+	err := st.err
+	if err == nil {
+		err = st.staged.Release(ctx)
+	}
+	return s.applyStored(ctx, sl, st.change, err, undo)
+}
+
+// newChange builds the change from prev to next at time at, with the next
+// revision.
+func (s *Service) newChange(a Agent, typ EventType, p *Pause, prev, next Session, src Source, at time.Time) Change {
 	next.Revision = prev.Revision + 1
 	if p == nil && next.Paused() {
 		pause := s.Directory().PauseOrUnknown(next.PauseID)
 		p = &pause
 	}
-	change := Change{Type: typ, Agent: a, Pause: p, Previous: prev, Session: next, Source: src, OccurredAt: s.stamp()}
-	if err := s.store.Commit(ctx, change); err != nil {
+	return Change{Type: typ, Agent: a, Pause: p, Previous: prev, Session: next, Source: src, OccurredAt: at}
+}
+
+// applyStored makes the change current once storing it gave err nil. On an
+// error it undoes the Asterisk steps of the request, so Asterisk keeps
+// matching the stored state.
+func (s *Service) applyStored(ctx context.Context, sl *slot, c Change, err error, undo *undoStack) (Status, error) {
+	if err != nil {
 		undo.run(ctx, s.log)
 		if !errors.Is(err, ErrStoreUnavailable) {
 			err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 		}
-		return Status{}, fmt.Errorf("store %s of agent %q: %w", typ, a.ID, err)
+		return Status{}, fmt.Errorf("store %s of agent %q: %w", c.Type, c.Agent.ID, err)
 	}
+	next := c.Session
 	sl.session.Store(&next)
-	s.log.Info("agent state changed", "agent_id", a.ID, "event", string(typ), "state", string(next.Effective()),
-		"previous_state", string(prev.State), "pause_id", next.PauseID, "source", string(src))
-	return s.status(a, next), nil
+	s.log.Info("agent state changed", "agent_id", c.Agent.ID, "event", string(c.Type), "state", string(next.Effective()),
+		"previous_state", string(c.Previous.State), "pause_id", next.PauseID, "source", string(c.Source))
+	return s.status(c.Agent, next), nil
+}
+
+// stageStep stages the change a request expects while its Asterisk
+// actions run (see Stager).
+type stageStep struct {
+	change Change
+	done   chan struct{}
+	// fallback is set when the store cannot stage: the change is then
+	// committed after the Asterisk actions.
+	fallback bool
+	staged   StagedChange
+	err      error
+}
+
+// startStage starts staging the change from prev to next. The caller must
+// end it with release or withdraw.
+func (s *Service) startStage(ctx context.Context, a Agent, typ EventType, p *Pause, prev, next Session, src Source) *stageStep {
+	st := &stageStep{change: s.newChange(a, typ, p, prev, next, src, s.stamp()), done: make(chan struct{})}
+	stager, ok := s.store.(Stager)
+	if !ok {
+		st.fallback = true
+		close(st.done)
+		return st
+	}
+	go func() {
+		defer close(st.done)
+		st.staged, st.err = stager.Stage(ctx, st.change)
+	}()
+	return st
+}
+
+// withdraw ends a staged change that will not be released. A nil st does
+// nothing.
+func (st *stageStep) withdraw(ctx context.Context, log *slog.Logger) {
+	if st == nil {
+		return
+	}
+	<-st.done
+	if st.fallback || st.err != nil {
+		return
+	}
+	if err := st.staged.Withdraw(context.WithoutCancel(ctx)); err != nil {
+		log.Error("withdrawing a staged change failed; a restart would apply it",
+			"agent_id", st.change.Agent.ID, "event", string(st.change.Type), "err", err)
+	}
 }
 
 // addMembers sends QueueAdd for every queue of the agent at once. It

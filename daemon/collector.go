@@ -90,12 +90,12 @@ func (c *stateCollector) agentStates() map[agent.State]int {
 	}
 	dir := c.d.service.Directory()
 	seen := 0
-	for _, s := range c.d.service.Sessions() {
+	c.d.service.RangeSessions(func(s *agent.Session) {
 		if _, ok := dir.Agent(s.AgentID); ok {
 			counts[s.Effective()]++
 			seen++
 		}
-	}
+	})
 	counts[agent.StateOffline] += dir.Len() - seen
 	return counts
 }

@@ -3,10 +3,13 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/contactcenter/agentd/agent"
 )
 
 // statusInterval is how often the STATUS= line is refreshed when no
@@ -14,9 +17,13 @@ import (
 const statusInterval = 2 * time.Second
 
 // notifyReady sends READY=1 to systemd once agentd serves, then keeps STATUS= current
-// and pings the watchdog until ctx ends. Without NOTIFY_SOCKET every call
-// is a no-op, so agentd runs the same outside systemd.
+// and pings the watchdog until ctx ends. Without NOTIFY_SOCKET it does
+// nothing, so agentd runs the same outside systemd.
 func (d *Daemon) notifyReady(ctx context.Context) {
+	if os.Getenv("NOTIFY_SOCKET") == "" {
+		// Not run by systemd: no status line to keep current.
+		return
+	}
 	d.sdNotify(sd.SdNotifyReady + "\n" + d.statusLine())
 
 	interval := statusInterval
@@ -71,11 +78,11 @@ func (d *Daemon) statusLine() string {
 // loggedIn counts agents that are logged in.
 func (d *Daemon) loggedIn() int {
 	n := 0
-	for _, s := range d.service.Sessions() {
+	d.service.RangeSessions(func(s *agent.Session) {
 		if s.LoggedIn() {
 			n++
 		}
-	}
+	})
 	return n
 }
 

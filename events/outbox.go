@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/contactcenter/agentd/agent"
 )
@@ -44,18 +45,26 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // record is one change waiting to be stored in NATS: the exact event
 // payload to publish and the exact session value to put in the bucket.
+//
+// A record with Withdraws set is a withdrawal instead: it names the
+// sequence number of a staged change that did not happen, and carries no
+// event or session. It is never stored in NATS.
 type record struct {
-	Seq     uint64          `json:"seq"`
-	AgentID string          `json:"agent_id"`
-	Type    agent.EventType `json:"type"`
-	EventID string          `json:"event_id"`
-	Event   json.RawMessage `json:"event"`
-	Session json.RawMessage `json:"session"`
+	Seq       uint64          `json:"seq"`
+	AgentID   string          `json:"agent_id"`
+	Type      agent.EventType `json:"type,omitempty"`
+	EventID   string          `json:"event_id,omitempty"`
+	Event     json.RawMessage `json:"event,omitempty"`
+	Session   json.RawMessage `json:"session,omitempty"`
+	Withdraws uint64          `json:"withdraws,omitempty"`
 }
 
 type pendingRecord struct {
 	rec  record
 	size int64 // header and payload
+	// held marks a staged record whose request still runs: the flusher
+	// stops in front of it until it is released or withdrawn.
+	held bool
 }
 
 // outbox is an append-only file of records not yet stored in NATS, oldest
@@ -168,7 +177,12 @@ func (o *outbox) readRecords() (uint64, error) {
 
 		offset += n
 		lastSeq = rec.Seq
-		if rec.Seq > o.ackedSeq {
+		switch {
+		case rec.Withdraws != 0:
+			// A staged record without a withdrawal counts as done,
+			// because its request may have sent its response.
+			o.removePending(rec.Withdraws)
+		case rec.Seq > o.ackedSeq:
 			o.pending = append(o.pending, pendingRecord{rec: rec, size: n})
 			o.pendingBytes += n
 		}
@@ -222,7 +236,12 @@ func readRecord(r io.Reader) (record, int64, error) {
 	if err := json.Unmarshal(payload, &rec); err != nil {
 		return record{}, 0, fmt.Errorf("%w: %w", errCorruptRecord, err)
 	}
-	if rec.Seq == 0 || rec.AgentID == "" || rec.EventID == "" || len(rec.Event) == 0 || len(rec.Session) == 0 {
+	switch {
+	case rec.Seq == 0 || rec.AgentID == "":
+		return record{}, 0, fmt.Errorf("%w: sequence %d lacks a field", errCorruptRecord, rec.Seq)
+	case rec.Withdraws >= rec.Seq:
+		return record{}, 0, fmt.Errorf("%w: sequence %d withdraws the later sequence %d", errCorruptRecord, rec.Seq, rec.Withdraws)
+	case rec.Withdraws == 0 && (rec.EventID == "" || len(rec.Event) == 0 || len(rec.Session) == 0):
 		return record{}, 0, fmt.Errorf("%w: sequence %d lacks a field", errCorruptRecord, rec.Seq)
 	}
 	return rec, int64(recordHeaderSize + len(payload)), nil
@@ -247,6 +266,16 @@ func encodeRecord(rec record) ([]byte, error) {
 // append assigns rec the next sequence number and writes it durably: it
 // returns nil only after the file was synced.
 func (o *outbox) append(rec record) error {
+	return o.write(rec, false)
+}
+
+// appendHeld is append for a staged record: the flusher stops in front of
+// it until release or withdraw.
+func (o *outbox) appendHeld(rec record) error {
+	return o.write(rec, true)
+}
+
+func (o *outbox) write(rec record, held bool) error {
 	rec.Seq = o.nextSeq
 	buf, err := encodeRecord(rec)
 	if err != nil {
@@ -266,10 +295,68 @@ func (o *outbox) append(rec record) error {
 		return err
 	}
 	o.size += size
-	o.pending = append(o.pending, pendingRecord{rec: rec, size: size})
+	o.pending = append(o.pending, pendingRecord{rec: rec, size: size, held: held})
 	o.pendingBytes += size
 	o.nextSeq++
 	return nil
+}
+
+// release lets the flusher store the held record seq.
+func (o *outbox) release(seq uint64) {
+	if i := o.pendingIndex(seq); i >= 0 {
+		o.pending[i].held = false
+	}
+}
+
+// withdraw removes the held record seq and writes a withdrawal record
+// after it, so that the record is not stored after a restart either. The
+// record leaves the pending list even when the write fails: the flusher
+// must not wait for it, and the error tells the caller that a restart
+// would store it.
+func (o *outbox) withdraw(seq uint64) error {
+	i := o.pendingIndex(seq)
+	if i < 0 {
+		return fmt.Errorf("outbox withdraw of sequence %d: no such pending record", seq)
+	}
+	agentID := o.pending[i].rec.AgentID
+	o.removePending(seq)
+
+	// The withdrawal bypasses checkRoom: it ends a pending record, so a
+	// full outbox must still take it.
+	buf, err := encodeRecord(record{Seq: o.nextSeq, AgentID: agentID, Withdraws: seq})
+	if err != nil {
+		return err
+	}
+	size := int64(len(buf))
+	if o.size+size > o.maxBytes {
+		// The rewritten file no longer holds the withdrawn record.
+		return o.compact()
+	}
+	if err := o.writeSynced(buf); err != nil {
+		return err
+	}
+	o.size += size
+	o.nextSeq++
+	return nil
+}
+
+func (o *outbox) pendingIndex(seq uint64) int {
+	for i := range o.pending {
+		if o.pending[i].rec.Seq == seq {
+			return i
+		}
+	}
+	return -1
+}
+
+// removePending drops the pending record seq, if there is one.
+func (o *outbox) removePending(seq uint64) {
+	i := o.pendingIndex(seq)
+	if i < 0 {
+		return
+	}
+	o.pendingBytes -= o.pending[i].size
+	o.pending = slices.Delete(o.pending, i, i+1)
 }
 
 func (o *outbox) checkRoom(size int64) error {
@@ -300,9 +387,9 @@ func (o *outbox) writeSynced(buf []byte) error {
 	return nil
 }
 
-// head returns the oldest pending record.
+// head returns the oldest pending record, unless it is held.
 func (o *outbox) head() (record, bool) {
-	if len(o.pending) == 0 {
+	if len(o.pending) == 0 || o.pending[0].held {
 		return record{}, false
 	}
 	return o.pending[0].rec, true

@@ -309,21 +309,24 @@ func (s *Store) Commit(ctx context.Context, c agent.Change) error {
 	// restart the flusher stores the record again, and the stream drops a
 	// second copy by its id.
 	s.mu.Lock()
-	err = s.appendOutbox(rec)
+	err = s.appendOutbox(rec, false)
 	seq := s.outbox.nextSeq - 1
 	s.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	s.wakeFlusher()
+	s.waitIfUp(ctx, seq)
+	return nil
+}
 
-	// While NATS is up, wait for the flusher to store the change, so a
-	// subscriber or a bucket read after Commit finds it. The change is
-	// durable either way, so a timeout here is not an error.
+// waitIfUp waits, while NATS is up, for the flusher to store record seq,
+// so a subscriber or a bucket read after the commit finds it. The change
+// is durable either way, so a timeout here is not an error.
+func (s *Store) waitIfUp(ctx context.Context, seq uint64) {
 	if s.status.isUp() {
 		s.waitStored(ctx, seq)
 	}
-	return nil
 }
 
 // waitStored waits until the outbox record seq is stored in NATS, ctx ends
@@ -376,9 +379,14 @@ func (s *Store) newRecord(c agent.Change) (record, error) {
 	return record{AgentID: ev.AgentID, Type: ev.Type, EventID: id, Event: payload, Session: session}, nil
 }
 
-// appendOutbox writes rec to the outbox. The caller holds s.mu.
-func (s *Store) appendOutbox(rec record) error {
-	if err := s.outbox.append(rec); err != nil {
+// appendOutbox writes rec to the outbox, held back from the flusher if
+// held. The caller holds s.mu.
+func (s *Store) appendOutbox(rec record, held bool) error {
+	write := s.outbox.append
+	if held {
+		write = s.outbox.appendHeld
+	}
+	if err := write(rec); err != nil {
 		if !s.outboxFull {
 			s.log.Error("writing change to the outbox failed; commits fail until NATS takes the outbox",
 				"agent_id", rec.AgentID, "event_id", rec.EventID, "err", err)

@@ -252,13 +252,89 @@ func (d *DeviceStates) Calls() []string {
 	return calls
 }
 
-// Store is an in-memory agent.Store that records every change.
+// Store is an in-memory agent.Store and agent.Stager that records every
+// change. A staged change is recorded when it is released.
 type Store struct {
-	mu       sync.Mutex
-	sessions map[string]agent.Session
-	changes  []agent.Change
-	// Fail, when set, makes Commit return its result when non-nil.
+	mu        sync.Mutex
+	sessions  map[string]agent.Session
+	changes   []agent.Change
+	withdrawn []agent.Change
+	open      int
+	// Fail, when set, makes Commit and Stage return its result when
+	// non-nil.
 	Fail func(agent.Change) error
+}
+
+// Stage implements agent.Stager.
+func (s *Store) Stage(_ context.Context, c agent.Change) (agent.StagedChange, error) {
+	s.mu.Lock()
+	fail := s.Fail
+	s.mu.Unlock()
+	if fail != nil {
+		if err := fail(c); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	s.open++
+	s.mu.Unlock()
+	return &stagedChange{s: s, c: c}, nil
+}
+
+type stagedChange struct {
+	s     *Store
+	c     agent.Change
+	ended bool
+}
+
+func (st *stagedChange) end() error {
+	if st.ended {
+		return fmt.Errorf("staged change of agent %s ended twice", st.c.Agent.ID)
+	}
+	st.ended = true
+	st.s.open--
+	return nil
+}
+
+// Release records the change as Commit does.
+func (st *stagedChange) Release(context.Context) error {
+	st.s.mu.Lock()
+	defer st.s.mu.Unlock()
+	if err := st.end(); err != nil {
+		return err
+	}
+	st.s.sessions[st.c.Session.AgentID] = st.c.Session
+	st.s.changes = append(st.s.changes, st.c)
+	return nil
+}
+
+// Withdraw records the change as withdrawn.
+func (st *stagedChange) Withdraw(context.Context) error {
+	st.s.mu.Lock()
+	defer st.s.mu.Unlock()
+	if err := st.end(); err != nil {
+		return err
+	}
+	st.s.withdrawn = append(st.s.withdrawn, st.c)
+	return nil
+}
+
+// Withdrawn returns the withdrawn staged changes in order and clears the
+// record.
+func (s *Store) Withdrawn() []agent.Change {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.withdrawn
+	s.withdrawn = nil
+	return w
+}
+
+// OpenStaged returns the number of staged changes neither released nor
+// withdrawn.
+func (s *Store) OpenStaged() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.open
 }
 
 // NewStore returns an empty store.

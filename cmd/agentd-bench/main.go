@@ -56,6 +56,9 @@ type options struct {
 	agentdBin    string
 	memoryAgents int
 	memorySettle time.Duration
+	// heapProfileDir receives heap profiles of the memory scenario's
+	// child; empty takes none.
+	heapProfileDir string
 
 	amiConnections int
 }
@@ -91,6 +94,7 @@ func parseFlags(args []string) (options, error) {
 
 	fs.StringVar(&o.agentdBin, "agentd-bin", "bin/agentd", "agentd binary run as a child process by the memory scenario (make build)")
 	fs.IntVar(&o.memoryAgents, "memory-agents", 10000, "agents in the directory and logged in for the memory scenario")
+	fs.StringVar(&o.heapProfileDir, "heapprofile-dir", "", "write heap profiles of the memory scenario's agentd, taken over its debug.listen, to DIR/memory-after-login.heap and DIR/memory-settled.heap")
 	fs.DurationVar(&o.memorySettle, "memory-settle", 130*time.Second, "wait after the logins before the settled RSS is read; the Go runtime forces a GC every 2 minutes")
 	if err := fs.Parse(args); err != nil {
 		return o, err

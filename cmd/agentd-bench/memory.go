@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,7 +43,17 @@ func runMemory(ctx context.Context, opts options, sb *sandbox, r *report, log *s
 	if err != nil {
 		return err
 	}
-	cmd, err := startChild(opts.agentdBin, path)
+	var env []string
+	var debugAddr string
+	if opts.heapProfileDir != "" {
+		debugPort, err := freePort()
+		if err != nil {
+			return err
+		}
+		debugAddr = fmt.Sprintf("127.0.0.1:%d", debugPort)
+		env = append(env, "AGENTD_DEBUG_LISTEN="+debugAddr)
+	}
+	cmd, err := startChild(opts.agentdBin, path, env...)
 	if err != nil {
 		return err
 	}
@@ -75,9 +88,15 @@ func runMemory(ctx context.Context, opts options, sb *sandbox, r *report, log *s
 	if login.errors > 0 {
 		return fmt.Errorf("%d of %d logins failed, first: %w", login.errors, len(agents), login.first)
 	}
+	if err := saveHeapProfile(ctx, d.client, debugAddr, opts.heapProfileDir, "memory-after-login.heap", r); err != nil {
+		return err
+	}
 
 	settled, lowest, highest, err := settleRSS(ctx, pid, opts.memorySettle)
 	if err != nil {
+		return err
+	}
+	if err := saveHeapProfile(ctx, d.client, debugAddr, opts.heapProfileDir, "memory-settled.heap", r); err != nil {
 		return err
 	}
 	r.linef("  RSS after %s idle: %.1f MiB (lowest reading %.1f MiB, highest %.1f MiB)", opts.memorySettle, settled, lowest, highest)
@@ -85,6 +104,39 @@ func runMemory(ctx context.Context, opts options, sb *sandbox, r *report, log *s
 	r.compare(fmt.Sprintf("RSS MiB with %d agents logged in, highest while idle", len(agents)), highest, "%.1f", true, memoryTargetMiB)
 	r.compare(fmt.Sprintf("RSS MiB with %d agents logged in, settled", len(agents)), settled, "%.1f", true, memoryTargetMiB)
 	r.ratio("settled RSS / RSS with nobody logged in", settled, idle, true, 0)
+	return nil
+}
+
+// saveHeapProfile fetches a heap profile from agentd's debug listener at
+// addr into dir/name. It does nothing when dir is empty.
+func saveHeapProfile(ctx context.Context, client *http.Client, addr, dir, name string, r *report) error {
+	if dir == "" {
+		return nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/heap", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("heap profile: %s from %s", resp.Status, addr)
+	}
+	f, err := createIn(dir, name)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	r.linef("  heap profile written to %s", filepath.Join(dir, name))
 	return nil
 }
 
@@ -132,12 +184,20 @@ func readRSS(pid int) (float64, error) {
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
 
-// startChild runs "agentd run" with the configuration at path. The child
-// gets no AGENTD_ variable of this environment, which would override its
-// configuration, and logs only warnings and errors.
-func startChild(binary, path string) (*exec.Cmd, error) {
+// startChild runs "agentd run" with the configuration at path and the
+// variables env. The child gets no AGENTD_ variable of this environment,
+// which would override its configuration, and logs only warnings and
+// errors. The Go runtime
+// settings GOGC, GOMEMLIMIT and GODEBUG are passed on, to study the
+// collector's part in the figures.
+func startChild(binary, path string, env ...string) (*exec.Cmd, error) {
 	cmd := exec.Command(binary, "run", "-config", path)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "AGENTD_LOG_LEVEL=warn"}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "AGENTD_LOG_LEVEL=warn"}, env...)
+	for _, name := range []string{"GOGC", "GOMEMLIMIT", "GODEBUG"} {
+		if v, ok := os.LookupEnv(name); ok {
+			cmd.Env = append(cmd.Env, name+"="+v)
+		}
+	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", binary, err)

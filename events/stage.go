@@ -1,0 +1,85 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/contactcenter/agentd/agent"
+)
+
+var _ agent.Stager = (*Store)(nil)
+
+// Stage writes c to the outbox and syncs it, like Commit, but holds it
+// back from NATS until Release. A request stages its change while its
+// Asterisk actions run, so the disk write costs no time of its own.
+//
+// The flusher stores records in order and stops in front of a held one,
+// so a change staged and then left alone holds back every later change:
+// the caller must end each staged change with Release or Withdraw. After a
+// crash a staged change that was not withdrawn is stored like any other
+// record, because its request may have sent its response.
+func (s *Store) Stage(ctx context.Context, c agent.Change) (agent.StagedChange, error) {
+	rec, err := s.newRecord(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.beginCommit(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	err = s.appendOutbox(rec, true)
+	seq := s.outbox.nextSeq - 1
+	s.mu.Unlock()
+	if err != nil {
+		s.commits.Done()
+		return nil, err
+	}
+	return &stagedChange{s: s, seq: seq, agentID: rec.AgentID, eventID: rec.EventID}, nil
+}
+
+// stagedChange is a held outbox record. Close waits for it to end.
+type stagedChange struct {
+	s       *Store
+	seq     uint64
+	agentID string
+	eventID string
+	once    sync.Once
+}
+
+// Release lets the flusher store the change and, while NATS is up, waits
+// until it is stored, as Commit does.
+func (c *stagedChange) Release(ctx context.Context) error {
+	ended := false
+	c.once.Do(func() {
+		ended = true
+		c.s.mu.Lock()
+		c.s.outbox.release(c.seq)
+		c.s.mu.Unlock()
+		c.s.wakeFlusher()
+		c.s.waitIfUp(ctx, c.seq)
+		c.s.commits.Done()
+	})
+	if !ended {
+		return fmt.Errorf("staged change %s of agent %s already ended", c.eventID, c.agentID)
+	}
+	return nil
+}
+
+// Withdraw drops the change and writes a withdrawal record, synced, so a
+// restart does not store it either. On an error the change is dropped all
+// the same, but a restart would store it.
+func (c *stagedChange) Withdraw(context.Context) error {
+	err := fmt.Errorf("staged change %s of agent %s already ended", c.eventID, c.agentID)
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		err = c.s.outbox.withdraw(c.seq)
+		c.s.mu.Unlock()
+		c.s.wakeFlusher()
+		c.s.commits.Done()
+		if err != nil {
+			err = fmt.Errorf("withdraw change %s of agent %s: %w", c.eventID, c.agentID, err)
+		}
+	})
+	return err
+}
