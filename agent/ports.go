@@ -56,7 +56,7 @@ type StagedChange interface {
 	// Release publishes the change, with the guarantees of Store.Commit.
 	Release(ctx context.Context) error
 	// Withdraw drops the change durably. On an error it is dropped from
-	// this process, but a restart would count it as done.
+	// this process, but a restart may count it as done.
 	Withdraw(ctx context.Context) error
 }
 

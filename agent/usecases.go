@@ -320,7 +320,7 @@ func (st *stageStep) withdraw(ctx context.Context, log *slog.Logger) {
 		return
 	}
 	if err := st.staged.Withdraw(context.WithoutCancel(ctx)); err != nil {
-		log.Error("withdrawing a staged change failed; a restart would apply it",
+		log.Error("withdrawing a staged change failed; a restart may apply it",
 			"agent_id", st.change.Agent.ID, "event", string(st.change.Type), "err", err)
 	}
 }

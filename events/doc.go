@@ -13,7 +13,8 @@
 //
 // While NATS is unreachable, Commit appends each change to an on-disk
 // outbox (fsync before it returns) and a background flusher stores and
-// publishes the entries in order once NATS is back. New changes queue behind
-// the outbox, so events of one agent keep the order of their commits. The
+// publishes the entries once NATS is back, in order for each agent. New
+// changes queue behind the outbox, so events of one agent keep the order
+// of their commits. The
 // payload is documented in docs/events.md and docs/events.schema.json.
 package events

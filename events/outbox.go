@@ -2,6 +2,7 @@ package events
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -62,15 +63,15 @@ type record struct {
 type pendingRecord struct {
 	rec  record
 	size int64 // header and payload
-	// held marks a staged record whose request still runs: the flusher
-	// stops in front of it until it is released or withdrawn.
+	// held marks a staged record whose request still runs. The flusher
+	// stores no record of that agent until it is released or withdrawn.
 	held bool
 }
 
 // outbox is an append-only file of records not yet stored in NATS, oldest
-// first, and a second file with the sequence number of the last record
-// stored. Records up to that number are skipped when the file is read
-// again. The file is truncated when no record is pending and it has grown
+// first, and a second file with the acknowledged number: every record up
+// to it is stored or withdrawn. Records up to that number are skipped when
+// the file is read again. The file is truncated when no record is pending and it has grown
 // to truncateSize, and rewritten with only the pending records when it
 // would outgrow maxBytes.
 //
@@ -179,8 +180,9 @@ func (o *outbox) readRecords() (uint64, error) {
 		lastSeq = rec.Seq
 		switch {
 		case rec.Withdraws != 0:
-			// A staged record without a withdrawal counts as done,
-			// because its request may have sent its response.
+			// A staged record without a withdrawal counts as done:
+			// releases are not written to disk, so it looks the same
+			// as a released one.
 			o.removePending(rec.Withdraws)
 		case rec.Seq > o.ackedSeq:
 			o.pending = append(o.pending, pendingRecord{rec: rec, size: n})
@@ -269,8 +271,8 @@ func (o *outbox) append(rec record) error {
 	return o.write(rec, false)
 }
 
-// appendHeld is append for a staged record: the flusher stops in front of
-// it until release or withdraw.
+// appendHeld is append for a staged record: the flusher stores no record
+// of its agent until release or withdraw.
 func (o *outbox) appendHeld(rec record) error {
 	return o.write(rec, true)
 }
@@ -310,9 +312,8 @@ func (o *outbox) release(seq uint64) {
 
 // withdraw removes the held record seq and writes a withdrawal record
 // after it, so that the record is not stored after a restart either. The
-// record leaves the pending list even when the write fails: the flusher
-// must not wait for it, and the error tells the caller that a restart
-// would store it.
+// record leaves the pending list even when the write fails, so the flusher
+// does not wait for it. On an error a restart may store the record.
 func (o *outbox) withdraw(seq uint64) error {
 	i := o.pendingIndex(seq)
 	if i < 0 {
@@ -337,7 +338,7 @@ func (o *outbox) withdraw(seq uint64) error {
 	}
 	o.size += size
 	o.nextSeq++
-	return nil
+	return o.advanceAck()
 }
 
 func (o *outbox) pendingIndex(seq uint64) int {
@@ -387,36 +388,68 @@ func (o *outbox) writeSynced(buf []byte) error {
 	return nil
 }
 
-// head returns the oldest pending record, unless it is held.
+// head returns the oldest pending record that may be stored now: one that
+// is not held and has no older pending record of its agent. So a staged
+// change holds back the later changes of its own agent only.
 func (o *outbox) head() (record, bool) {
-	if len(o.pending) == 0 || o.pending[0].held {
-		return record{}, false
+	var waiting map[string]bool // agents with an older pending record
+	for _, p := range o.pending {
+		if !p.held && !waiting[p.rec.AgentID] {
+			return p.rec, true
+		}
+		if waiting == nil {
+			waiting = map[string]bool{}
+		}
+		waiting[p.rec.AgentID] = true
 	}
-	return o.pending[0].rec, true
+	return record{}, false
 }
 
-// ack removes the oldest pending record, which must have sequence number
-// seq, after it was stored in NATS.
-//
-// The acknowledged number is written without a sync: it survives a crash of
-// the process but maybe not of the machine, and a lost value only makes
-// the flusher store a few records again, which the stream de-duplicates.
-func (o *outbox) ack(seq uint64) error {
-	if len(o.pending) == 0 || o.pending[0].rec.Seq != seq {
-		return fmt.Errorf("outbox ack of sequence %d does not match the oldest pending record", seq)
-	}
-	o.pendingBytes -= o.pending[0].size
-	o.pending[0] = pendingRecord{}
-	o.pending = o.pending[1:]
-	o.ackedSeq = seq
+// isPending reports whether record seq waits to be stored.
+func (o *outbox) isPending(seq uint64) bool {
+	i, found := slices.BinarySearchFunc(o.pending, seq, func(p pendingRecord, seq uint64) int {
+		return cmp.Compare(p.rec.Seq, seq)
+	})
+	return found && i < len(o.pending)
+}
 
-	var buf [8]byte
-	binary.BigEndian.PutUint64(buf[:], seq)
-	if _, err := o.ackFile.WriteAt(buf[:], 0); err != nil {
-		return fmt.Errorf("write outbox ack: %w", err)
+// ack removes the pending record seq after it was stored in NATS.
+func (o *outbox) ack(seq uint64) error {
+	if !o.isPending(seq) {
+		return fmt.Errorf("outbox ack of sequence %d: no such pending record", seq)
+	}
+	o.removePending(seq)
+	if err := o.advanceAck(); err != nil {
+		return err
 	}
 	if len(o.pending) == 0 && o.size >= o.truncateSize {
 		return o.truncate()
+	}
+	return nil
+}
+
+// advanceAck raises the acknowledged number to just below the oldest
+// pending record, or to the last sequence number when none is pending.
+// Records above it that were stored while an older record was held are
+// stored again after a restart, and the stream drops those copies by id
+// within its duplicate window (DefaultDuplicateWindow).
+//
+// The number is written without a sync: it survives a crash of the
+// process but maybe not of the machine, and a lost value only makes the
+// flusher store a few records again.
+func (o *outbox) advanceAck() error {
+	acked := o.nextSeq - 1
+	if len(o.pending) > 0 {
+		acked = o.pending[0].rec.Seq - 1
+	}
+	if acked <= o.ackedSeq {
+		return nil
+	}
+	o.ackedSeq = acked
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], acked)
+	if _, err := o.ackFile.WriteAt(buf[:], 0); err != nil {
+		return fmt.Errorf("write outbox ack: %w", err)
 	}
 	return nil
 }

@@ -14,11 +14,12 @@ var _ agent.Stager = (*Store)(nil)
 // back from NATS until Release. A request stages its change while its
 // Asterisk actions run, so the disk write costs no time of its own.
 //
-// The flusher stores records in order and stops in front of a held one,
-// so a change staged and then left alone holds back every later change:
-// the caller must end each staged change with Release or Withdraw. After a
-// crash a staged change that was not withdrawn is stored like any other
-// record, because its request may have sent its response.
+// The flusher stores no change of the agent while one is held, so the
+// caller must end each staged change with Release or Withdraw. Changes of
+// other agents go on. After a crash a staged change that was not
+// withdrawn is stored like any other record: releases are not written to
+// disk, so it looks the same as a released change whose response was
+// sent.
 func (s *Store) Stage(ctx context.Context, c agent.Change) (agent.StagedChange, error) {
 	rec, err := s.newRecord(c)
 	if err != nil {
@@ -68,7 +69,7 @@ func (c *stagedChange) Release(ctx context.Context) error {
 
 // Withdraw drops the change and writes a withdrawal record, synced, so a
 // restart does not store it either. On an error the change is dropped all
-// the same, but a restart would store it.
+// the same, but a restart may store it.
 func (c *stagedChange) Withdraw(context.Context) error {
 	err := fmt.Errorf("staged change %s of agent %s already ended", c.eventID, c.agentID)
 	c.once.Do(func() {

@@ -8,18 +8,45 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestOutboxHeldRecordStopsTheHead(t *testing.T) {
+func TestOutboxHeldRecordHoldsBackItsAgent(t *testing.T) {
 	o, _ := openTestOutbox(t, t.TempDir(), 100, 1<<20)
 	require.NoError(t, o.appendHeld(testRecord(t, "1001", 1)))
+	require.NoError(t, o.append(testRecord(t, "1001", 2)))
 	require.NoError(t, o.append(testRecord(t, "1002", 1)))
 
-	_, ok := o.head()
-	assert.False(t, ok, "a held head is not handed to the flusher, nor what follows it")
-
-	o.release(1)
 	head, ok := o.head()
 	require.True(t, ok)
+	assert.Equal(t, "event-1002-1", head.EventID, "another agent's record goes first")
+	require.NoError(t, o.ack(head.Seq))
+	_, ok = o.head()
+	assert.False(t, ok, "the record behind the held one of its agent waits")
+	assert.Zero(t, o.ackedSeq, "the acknowledged number stays below the held record")
+
+	o.release(1)
+	head, ok = o.head()
+	require.True(t, ok)
 	assert.Equal(t, "event-1001-1", head.EventID)
+	require.NoError(t, o.ack(1))
+	assert.Equal(t, uint64(1), o.ackedSeq)
+	head, ok = o.head()
+	require.True(t, ok)
+	assert.Equal(t, "event-1001-2", head.EventID)
+	require.NoError(t, o.ack(2))
+	assert.Equal(t, uint64(3), o.ackedSeq, "past the record stored out of order")
+}
+
+func TestOutboxOutOfOrderRecordReplayed(t *testing.T) {
+	dir := t.TempDir()
+	o, _ := openTestOutbox(t, dir, 100, 1<<20)
+	require.NoError(t, o.appendHeld(testRecord(t, "1001", 1)))
+	require.NoError(t, o.append(testRecord(t, "1002", 1)))
+	require.NoError(t, o.ack(2))
+	require.NoError(t, o.close())
+
+	reopened, _ := openTestOutbox(t, dir, 100, 1<<20)
+	// The held record counts as done, and the record stored while it was
+	// held is stored again; the stream drops that copy by its id.
+	assert.Equal(t, []string{"event-1001-1", "event-1002-1"}, pendingIDs(reopened))
 }
 
 func TestOutboxWithdrawnRecordSkippedAfterReopen(t *testing.T) {
@@ -46,8 +73,8 @@ func TestOutboxHeldRecordKeptAfterCrash(t *testing.T) {
 	dir := t.TempDir()
 	o, _ := openTestOutbox(t, dir, 100, 1<<20)
 	require.NoError(t, o.appendHeld(testRecord(t, "1001", 1)))
-	// The process ends before release or withdraw: the request may have
-	// been answered, so the record counts as done.
+	// The process ends before release or withdraw. Releases are not
+	// written to disk, so the record counts as done.
 	require.NoError(t, o.close())
 
 	reopened, _ := openTestOutbox(t, dir, 100, 1<<20)

@@ -336,7 +336,7 @@ func (s *Store) waitStored(ctx context.Context, seq uint64) {
 	defer timer.Stop()
 	for {
 		s.mu.Lock()
-		stored := s.outbox.ackedSeq >= seq
+		stored := !s.outbox.isPending(seq)
 		notify := s.ackNotify
 		s.mu.Unlock()
 		if stored {
@@ -501,8 +501,10 @@ func (s *Store) Close(ctx context.Context) error {
 	s.mu.Unlock()
 
 	// A commit in progress ends within PublishTimeout, or setupTimeout if
-	// it must create the stream first, in the outbox at worst. The flusher
-	// then drains it.
+	// it must create the stream first, in the outbox at worst. A staged
+	// change ends when its request releases or withdraws it, after the
+	// request's Asterisk actions, which ctx does not bound. The flusher
+	// then drains the outbox.
 	s.commits.Wait()
 	close(s.stopping)
 	select {
