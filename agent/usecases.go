@@ -240,12 +240,13 @@ func (s *Service) commit(ctx context.Context, sl *slot, a Agent, typ EventType, 
 // store that cannot stage, it commits st's change now.
 func (s *Service) release(ctx context.Context, sl *slot, st *stageStep, undo *undoStack) (Status, error) {
 	<-st.done
-	if st.fallback {
-		c := st.change
-		return s.applyStored(ctx, sl, c, s.store.Commit(ctx, c), undo)
-	}
-	err := st.err
-	if err == nil {
+	var err error
+	switch {
+	case st.fallback:
+		err = s.store.Commit(ctx, st.change)
+	case st.err != nil:
+		err = st.err
+	default:
 		err = st.staged.Release(ctx)
 	}
 	return s.applyStored(ctx, sl, st.change, err, undo)

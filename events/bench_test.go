@@ -36,7 +36,7 @@ func BenchmarkOutboxAppend(b *testing.B) {
 	rec, err := (&Store{cfg: Config{Node: "bench"}}).newRecord(newSimAgent("1001").login())
 	require.NoError(b, err)
 	for b.Loop() {
-		if err := o.append(rec); err != nil {
+		if err := o.append(rec, false); err != nil {
 			b.Fatal(err)
 		}
 	}

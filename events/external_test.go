@@ -331,7 +331,7 @@ func TestExternalSessionsAppliesOutbox(t *testing.T) {
 	// Put the record in the outbox without waking the flusher, like a
 	// change written during an outage and not yet flushed.
 	s.mu.Lock()
-	require.NoError(t, s.outbox.append(rec))
+	require.NoError(t, s.outbox.append(rec, false))
 	s.mu.Unlock()
 
 	sessions, err := s.Sessions(context.Background())

@@ -71,9 +71,9 @@ type pendingRecord struct {
 // outbox is an append-only file of records not yet stored in NATS, oldest
 // first, and a second file with the acknowledged number: every record up
 // to it is stored or withdrawn. Records up to that number are skipped when
-// the file is read again. The file is truncated when no record is pending and it has grown
-// to truncateSize, and rewritten with only the pending records when it
-// would outgrow maxBytes.
+// the file is read again. The file is truncated when no record is pending
+// and it has grown to truncateSize, and rewritten with only the pending
+// records when it would outgrow maxBytes.
 //
 // An outbox is not safe for concurrent use, so Store guards it with its mutex.
 type outbox struct {
@@ -266,18 +266,10 @@ func encodeRecord(rec record) ([]byte, error) {
 }
 
 // append assigns rec the next sequence number and writes it durably: it
-// returns nil only after the file was synced.
-func (o *outbox) append(rec record) error {
-	return o.write(rec, false)
-}
-
-// appendHeld is append for a staged record: the flusher stores no record
-// of its agent until release or withdraw.
-func (o *outbox) appendHeld(rec record) error {
-	return o.write(rec, true)
-}
-
-func (o *outbox) write(rec record, held bool) error {
+// returns nil only after the file was synced. A held record is a staged
+// one: the flusher stores no record of its agent until release or
+// withdraw.
+func (o *outbox) append(rec record, held bool) error {
 	rec.Seq = o.nextSeq
 	buf, err := encodeRecord(rec)
 	if err != nil {
@@ -341,23 +333,28 @@ func (o *outbox) withdraw(seq uint64) error {
 	return o.advanceAck()
 }
 
+// pendingIndex returns the index of record seq in the pending list, which
+// is sorted by sequence number, or -1.
 func (o *outbox) pendingIndex(seq uint64) int {
-	for i := range o.pending {
-		if o.pending[i].rec.Seq == seq {
-			return i
-		}
+	i, found := slices.BinarySearchFunc(o.pending, seq, func(p pendingRecord, seq uint64) int {
+		return cmp.Compare(p.rec.Seq, seq)
+	})
+	if !found {
+		return -1
 	}
-	return -1
+	return i
 }
 
-// removePending drops the pending record seq, if there is one.
-func (o *outbox) removePending(seq uint64) {
+// removePending drops the pending record seq and reports whether there
+// was one.
+func (o *outbox) removePending(seq uint64) bool {
 	i := o.pendingIndex(seq)
 	if i < 0 {
-		return
+		return false
 	}
 	o.pendingBytes -= o.pending[i].size
 	o.pending = slices.Delete(o.pending, i, i+1)
+	return true
 }
 
 func (o *outbox) checkRoom(size int64) error {
@@ -407,18 +404,14 @@ func (o *outbox) head() (record, bool) {
 
 // isPending reports whether record seq waits to be stored.
 func (o *outbox) isPending(seq uint64) bool {
-	i, found := slices.BinarySearchFunc(o.pending, seq, func(p pendingRecord, seq uint64) int {
-		return cmp.Compare(p.rec.Seq, seq)
-	})
-	return found && i < len(o.pending)
+	return o.pendingIndex(seq) >= 0
 }
 
 // ack removes the pending record seq after it was stored in NATS.
 func (o *outbox) ack(seq uint64) error {
-	if !o.isPending(seq) {
+	if !o.removePending(seq) {
 		return fmt.Errorf("outbox ack of sequence %d: no such pending record", seq)
 	}
-	o.removePending(seq)
 	if err := o.advanceAck(); err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func TestOutboxReopenKeepsOrder(t *testing.T) {
 	dir := t.TempDir()
 	o, _ := openTestOutbox(t, dir, 100, 1<<20)
 	for rev := uint64(1); rev <= 3; rev++ {
-		require.NoError(t, o.append(testRecord(t, "1001", rev)))
+		require.NoError(t, o.append(testRecord(t, "1001", rev), false))
 	}
 	require.NoError(t, o.close())
 
@@ -70,7 +70,7 @@ func TestOutboxAckSkipsStoredRecords(t *testing.T) {
 	dir := t.TempDir()
 	o, _ := openTestOutbox(t, dir, 100, 1<<20)
 	for rev := uint64(1); rev <= 3; rev++ {
-		require.NoError(t, o.append(testRecord(t, "1001", rev)))
+		require.NoError(t, o.append(testRecord(t, "1001", rev), false))
 	}
 	head, ok := o.head()
 	require.True(t, ok)
@@ -88,13 +88,13 @@ func TestOutboxTruncatedWhenDrained(t *testing.T) {
 	dir := t.TempDir()
 	o, _ := openTestOutbox(t, dir, 100, 1<<20)
 	o.truncateSize = 1
-	require.NoError(t, o.append(testRecord(t, "1001", 1)))
-	require.NoError(t, o.append(testRecord(t, "1001", 2)))
+	require.NoError(t, o.append(testRecord(t, "1001", 1), false))
+	require.NoError(t, o.append(testRecord(t, "1001", 2), false))
 	require.NoError(t, o.ack(1))
 	require.NoError(t, o.ack(2))
 	assert.Zero(t, fileSize(t, filepath.Join(dir, outboxLogName)))
 
-	require.NoError(t, o.append(testRecord(t, "1001", 3)))
+	require.NoError(t, o.append(testRecord(t, "1001", 3), false))
 	head, _ := o.head()
 	assert.Equal(t, uint64(3), head.Seq, "sequence numbers continue after truncation")
 	require.NoError(t, o.close())
@@ -106,12 +106,12 @@ func TestOutboxTruncatedWhenDrained(t *testing.T) {
 func TestOutboxSmallDrainedFileKept(t *testing.T) {
 	dir := t.TempDir()
 	o, _ := openTestOutbox(t, dir, 100, 1<<20)
-	require.NoError(t, o.append(testRecord(t, "1001", 1)))
+	require.NoError(t, o.append(testRecord(t, "1001", 1), false))
 	require.NoError(t, o.ack(1))
 	size := fileSize(t, filepath.Join(dir, outboxLogName))
 	assert.Positive(t, size, "a drained file below truncateSize is kept")
 
-	require.NoError(t, o.append(testRecord(t, "1001", 2)))
+	require.NoError(t, o.append(testRecord(t, "1001", 2), false))
 	require.NoError(t, o.close())
 
 	reopened, _ := openTestOutbox(t, dir, 100, 1<<20)
@@ -121,9 +121,9 @@ func TestOutboxSmallDrainedFileKept(t *testing.T) {
 func TestOutboxDrainedFileTruncatedAtSize(t *testing.T) {
 	dir := t.TempDir()
 	o, _ := openTestOutbox(t, dir, 100, 1<<20)
-	require.NoError(t, o.append(testRecord(t, "1001", 1)))
+	require.NoError(t, o.append(testRecord(t, "1001", 1), false))
 	o.truncateSize = fileSize(t, filepath.Join(dir, outboxLogName)) + 1
-	require.NoError(t, o.append(testRecord(t, "1001", 2)))
+	require.NoError(t, o.append(testRecord(t, "1001", 2), false))
 	require.NoError(t, o.ack(1))
 	require.NoError(t, o.ack(2))
 
@@ -171,7 +171,7 @@ func TestOutboxTornTailDiscarded(t *testing.T) {
 			dir := t.TempDir()
 			o, _ := openTestOutbox(t, dir, 100, 1<<20)
 			for rev := uint64(1); rev <= 3; rev++ {
-				require.NoError(t, o.append(testRecord(t, "1001", rev)))
+				require.NoError(t, o.append(testRecord(t, "1001", rev), false))
 			}
 			size := o.size
 			require.NoError(t, o.close())
@@ -183,7 +183,7 @@ func TestOutboxTornTailDiscarded(t *testing.T) {
 			assert.Contains(t, logs.String(), "discarding torn or corrupt outbox tail")
 			assert.Equal(t, reopened.size, fileSize(t, path), "file cut after the last whole record")
 
-			require.NoError(t, reopened.append(testRecord(t, "1001", 9)))
+			require.NoError(t, reopened.append(testRecord(t, "1001", 9), false))
 			require.NoError(t, reopened.close())
 			again, _ := openTestOutbox(t, dir, 100, 1<<20)
 			assert.Equal(t, append(tt.keep, "event-1001-9"), pendingIDs(again))
@@ -193,14 +193,14 @@ func TestOutboxTornTailDiscarded(t *testing.T) {
 
 func TestOutboxFullByEntries(t *testing.T) {
 	o, _ := openTestOutbox(t, t.TempDir(), 2, 1<<20)
-	require.NoError(t, o.append(testRecord(t, "1001", 1)))
-	require.NoError(t, o.append(testRecord(t, "1001", 2)))
-	err := o.append(testRecord(t, "1001", 3))
+	require.NoError(t, o.append(testRecord(t, "1001", 1), false))
+	require.NoError(t, o.append(testRecord(t, "1001", 2), false))
+	err := o.append(testRecord(t, "1001", 3), false)
 	require.ErrorIs(t, err, ErrOutboxFull)
 	assert.Contains(t, err.Error(), "2 changes wait")
 
 	require.NoError(t, o.ack(1))
-	require.NoError(t, o.append(testRecord(t, "1001", 3)), "room again after a record was stored")
+	require.NoError(t, o.append(testRecord(t, "1001", 3), false), "room again after a record was stored")
 }
 
 func TestOutboxFullByBytes(t *testing.T) {
@@ -209,9 +209,9 @@ func TestOutboxFullByBytes(t *testing.T) {
 	size := int64(len(buf))
 
 	o, _ := openTestOutbox(t, t.TempDir(), 100, 2*size+size/2)
-	require.NoError(t, o.append(testRecord(t, "1001", 1)))
-	require.NoError(t, o.append(testRecord(t, "1001", 2)))
-	err = o.append(testRecord(t, "1001", 3))
+	require.NoError(t, o.append(testRecord(t, "1001", 1), false))
+	require.NoError(t, o.append(testRecord(t, "1001", 2), false))
+	err = o.append(testRecord(t, "1001", 3), false)
 	require.ErrorIs(t, err, ErrOutboxFull)
 	assert.Contains(t, err.Error(), "outbox max bytes")
 }
@@ -224,12 +224,12 @@ func TestOutboxCompactsStoredPrefix(t *testing.T) {
 
 	o, _ := openTestOutbox(t, dir, 100, 3*size+size/2)
 	for rev := uint64(1); rev <= 3; rev++ {
-		require.NoError(t, o.append(testRecord(t, "1001", rev)))
+		require.NoError(t, o.append(testRecord(t, "1001", rev), false))
 	}
 	require.NoError(t, o.ack(1))
 	require.NoError(t, o.ack(2))
-	require.NoError(t, o.append(testRecord(t, "1001", 4)), "compaction makes room")
-	require.NoError(t, o.append(testRecord(t, "1001", 5)))
+	require.NoError(t, o.append(testRecord(t, "1001", 4), false), "compaction makes room")
+	require.NoError(t, o.append(testRecord(t, "1001", 5), false))
 	assert.LessOrEqual(t, fileSize(t, filepath.Join(dir, outboxLogName)), 3*size+size/2)
 	require.NoError(t, o.close())
 
@@ -245,7 +245,7 @@ func TestOutboxRecordTooLarge(t *testing.T) {
 	for i := range rec.Event[1 : len(rec.Event)-1] {
 		rec.Event[i+1] = 'x'
 	}
-	err := o.append(rec)
+	err := o.append(rec, false)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "byte limit")
 	entries, _ := o.depth()

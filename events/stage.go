@@ -20,23 +20,12 @@ var _ agent.Stager = (*Store)(nil)
 // withdrawn is stored like any other record: releases are not written to
 // disk, so it looks the same as a released change whose response was
 // sent.
-func (s *Store) Stage(ctx context.Context, c agent.Change) (agent.StagedChange, error) {
-	rec, err := s.newRecord(c)
+func (s *Store) Stage(_ context.Context, c agent.Change) (agent.StagedChange, error) {
+	rec, err := s.writeChange(c, true)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.beginCommit(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	err = s.appendOutbox(rec, true)
-	seq := s.outbox.nextSeq - 1
-	s.mu.Unlock()
-	if err != nil {
-		s.commits.Done()
-		return nil, err
-	}
-	return &stagedChange{s: s, seq: seq, agentID: rec.AgentID, eventID: rec.EventID}, nil
+	return &stagedChange{s: s, seq: rec.Seq, agentID: rec.AgentID, eventID: rec.EventID}, nil
 }
 
 // stagedChange is a held outbox record. Close waits for it to end.
@@ -51,27 +40,24 @@ type stagedChange struct {
 // Release lets the flusher store the change and, while NATS is up, waits
 // until it is stored, as Commit does.
 func (c *stagedChange) Release(ctx context.Context) error {
-	ended := false
+	err := c.errEnded()
 	c.once.Do(func() {
-		ended = true
 		c.s.mu.Lock()
 		c.s.outbox.release(c.seq)
 		c.s.mu.Unlock()
 		c.s.wakeFlusher()
 		c.s.waitIfUp(ctx, c.seq)
 		c.s.commits.Done()
+		err = nil
 	})
-	if !ended {
-		return fmt.Errorf("staged change %s of agent %s already ended", c.eventID, c.agentID)
-	}
-	return nil
+	return err
 }
 
 // Withdraw drops the change and writes a withdrawal record, synced, so a
 // restart does not store it either. On an error the change is dropped all
 // the same, but a restart may store it.
 func (c *stagedChange) Withdraw(context.Context) error {
-	err := fmt.Errorf("staged change %s of agent %s already ended", c.eventID, c.agentID)
+	err := c.errEnded()
 	c.once.Do(func() {
 		c.s.mu.Lock()
 		err = c.s.outbox.withdraw(c.seq)
@@ -83,4 +69,9 @@ func (c *stagedChange) Withdraw(context.Context) error {
 		}
 	})
 	return err
+}
+
+// errEnded is the error of a second Release or Withdraw.
+func (c *stagedChange) errEnded() error {
+	return fmt.Errorf("staged change %s of agent %s already ended", c.eventID, c.agentID)
 }

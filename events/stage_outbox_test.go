@@ -10,9 +10,9 @@ import (
 
 func TestOutboxHeldRecordHoldsBackItsAgent(t *testing.T) {
 	o, _ := openTestOutbox(t, t.TempDir(), 100, 1<<20)
-	require.NoError(t, o.appendHeld(testRecord(t, "1001", 1)))
-	require.NoError(t, o.append(testRecord(t, "1001", 2)))
-	require.NoError(t, o.append(testRecord(t, "1002", 1)))
+	require.NoError(t, o.append(testRecord(t, "1001", 1), true))
+	require.NoError(t, o.append(testRecord(t, "1001", 2), false))
+	require.NoError(t, o.append(testRecord(t, "1002", 1), false))
 
 	head, ok := o.head()
 	require.True(t, ok)
@@ -38,8 +38,8 @@ func TestOutboxHeldRecordHoldsBackItsAgent(t *testing.T) {
 func TestOutboxOutOfOrderRecordReplayed(t *testing.T) {
 	dir := t.TempDir()
 	o, _ := openTestOutbox(t, dir, 100, 1<<20)
-	require.NoError(t, o.appendHeld(testRecord(t, "1001", 1)))
-	require.NoError(t, o.append(testRecord(t, "1002", 1)))
+	require.NoError(t, o.append(testRecord(t, "1001", 1), true))
+	require.NoError(t, o.append(testRecord(t, "1002", 1), false))
 	require.NoError(t, o.ack(2))
 	require.NoError(t, o.close())
 
@@ -52,8 +52,8 @@ func TestOutboxOutOfOrderRecordReplayed(t *testing.T) {
 func TestOutboxWithdrawnRecordSkippedAfterReopen(t *testing.T) {
 	dir := t.TempDir()
 	o, _ := openTestOutbox(t, dir, 100, 1<<20)
-	require.NoError(t, o.appendHeld(testRecord(t, "1001", 1)))
-	require.NoError(t, o.append(testRecord(t, "1002", 1)))
+	require.NoError(t, o.append(testRecord(t, "1001", 1), true))
+	require.NoError(t, o.append(testRecord(t, "1002", 1), false))
 
 	require.NoError(t, o.withdraw(1))
 	head, ok := o.head()
@@ -72,7 +72,7 @@ func TestOutboxWithdrawnRecordSkippedAfterReopen(t *testing.T) {
 func TestOutboxHeldRecordKeptAfterCrash(t *testing.T) {
 	dir := t.TempDir()
 	o, _ := openTestOutbox(t, dir, 100, 1<<20)
-	require.NoError(t, o.appendHeld(testRecord(t, "1001", 1)))
+	require.NoError(t, o.append(testRecord(t, "1001", 1), true))
 	// The process ends before release or withdraw. Releases are not
 	// written to disk, so the record counts as done.
 	require.NoError(t, o.close())
@@ -87,11 +87,11 @@ func TestOutboxHeldRecordKeptAfterCrash(t *testing.T) {
 func TestOutboxWithdrawAfterLaterRecordsStored(t *testing.T) {
 	dir := t.TempDir()
 	o, _ := openTestOutbox(t, dir, 100, 1<<20)
-	require.NoError(t, o.append(testRecord(t, "1002", 1)))
-	require.NoError(t, o.appendHeld(testRecord(t, "1001", 1)))
+	require.NoError(t, o.append(testRecord(t, "1002", 1), false))
+	require.NoError(t, o.append(testRecord(t, "1001", 1), true))
 	require.NoError(t, o.ack(1))
 	require.NoError(t, o.withdraw(2))
-	require.NoError(t, o.append(testRecord(t, "1002", 2)))
+	require.NoError(t, o.append(testRecord(t, "1002", 2), false))
 	require.NoError(t, o.ack(4))
 	require.NoError(t, o.close())
 
@@ -107,13 +107,13 @@ func TestOutboxWithdrawInFullOutboxCompacts(t *testing.T) {
 	// Room for two records and no withdrawal after them.
 	maxBytes := int64(2*len(one)) + 10
 	o, _ := openTestOutbox(t, dir, 100, maxBytes)
-	require.NoError(t, o.append(testRecord(t, "1002", 1)))
-	require.NoError(t, o.appendHeld(testRecord(t, "1001", 1)))
+	require.NoError(t, o.append(testRecord(t, "1002", 1), false))
+	require.NoError(t, o.append(testRecord(t, "1001", 1), true))
 
 	require.NoError(t, o.withdraw(2))
 	assert.Equal(t, []string{"event-1002-1"}, pendingIDs(o))
 	assert.Equal(t, int64(len(one)), fileSize(t, filepath.Join(dir, outboxLogName)), "rewritten with the pending record only")
-	require.NoError(t, o.append(testRecord(t, "1002", 2)), "room again")
+	require.NoError(t, o.append(testRecord(t, "1002", 2), false), "room again")
 	require.NoError(t, o.close())
 
 	reopened, _ := openTestOutbox(t, dir, 100, maxBytes)
@@ -123,7 +123,7 @@ func TestOutboxWithdrawInFullOutboxCompacts(t *testing.T) {
 func TestReadRecordRejectsBadWithdrawal(t *testing.T) {
 	dir := t.TempDir()
 	o, _ := openTestOutbox(t, dir, 100, 1<<20)
-	require.NoError(t, o.append(testRecord(t, "1001", 1)))
+	require.NoError(t, o.append(testRecord(t, "1001", 1), false))
 	buf, err := encodeRecord(record{Seq: 2, AgentID: "1001", Withdraws: 5})
 	require.NoError(t, err)
 	_, err = o.file.WriteAt(buf, o.size)

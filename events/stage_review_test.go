@@ -390,14 +390,14 @@ func TestOutboxWithdrawalAfterAckedTruncation(t *testing.T) {
 	dir := t.TempDir()
 	o, _ := openTestOutbox(t, dir, 100, 1<<20)
 	o.truncateSize = 1
-	require.NoError(t, o.append(testRecord(t, "1001", 1)))
+	require.NoError(t, o.append(testRecord(t, "1001", 1), false))
 	require.NoError(t, o.ack(1))
 	assert.Zero(t, o.size, "a drained outbox is truncated")
-	require.NoError(t, o.appendHeld(testRecord(t, "1001", 2)))
-	require.NoError(t, o.append(testRecord(t, "1002", 1)))
+	require.NoError(t, o.append(testRecord(t, "1001", 2), true))
+	require.NoError(t, o.append(testRecord(t, "1002", 1), false))
 	require.NoError(t, o.withdraw(2))
 	require.NoError(t, o.ack(3))
-	require.NoError(t, o.appendHeld(testRecord(t, "1001", 2)))
+	require.NoError(t, o.append(testRecord(t, "1001", 2), true))
 	require.NoError(t, o.close())
 
 	reopened, _ := openTestOutbox(t, dir, 100, 1<<20)
@@ -415,9 +415,9 @@ func TestOutboxWithdrawCompactsWithHeldRecords(t *testing.T) {
 	require.NoError(t, err)
 	maxBytes := int64(3*len(encoded)) + 10
 	o, _ := openTestOutbox(t, dir, 100, maxBytes)
-	require.NoError(t, o.appendHeld(testRecord(t, "1001", 1)))
-	require.NoError(t, o.appendHeld(testRecord(t, "1002", 1)))
-	require.NoError(t, o.append(testRecord(t, "1003", 1)))
+	require.NoError(t, o.append(testRecord(t, "1001", 1), true))
+	require.NoError(t, o.append(testRecord(t, "1002", 1), true))
+	require.NoError(t, o.append(testRecord(t, "1003", 1), false))
 
 	require.NoError(t, o.withdraw(2))
 	assert.Equal(t, int64(2*len(encoded)), fileSize(t, filepath.Join(dir, outboxLogName)), "rewritten without the withdrawn record")

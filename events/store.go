@@ -295,29 +295,39 @@ func bucketConfig(cfg Config) jetstream.KeyValueConfig {
 // an earlier change of its agent: that change is either stored or in the
 // outbox, and a non-empty outbox sends every new change behind it.
 func (s *Store) Commit(ctx context.Context, c agent.Change) error {
-	rec, err := s.newRecord(c)
-	if err != nil {
-		return err
-	}
-	if err := s.beginCommit(); err != nil {
-		return err
-	}
-	defer s.commits.Done()
-
 	// Every change is written to the outbox and synced first, so a crash
 	// between the bucket put and the publish cannot lose the event. After a
 	// restart the flusher stores the record again, and the stream drops a
 	// second copy by its id.
-	s.mu.Lock()
-	err = s.appendOutbox(rec, false)
-	seq := s.outbox.nextSeq - 1
-	s.mu.Unlock()
+	rec, err := s.writeChange(c, false)
 	if err != nil {
 		return err
 	}
-	s.wakeFlusher()
-	s.waitIfUp(ctx, seq)
+	defer s.commits.Done()
+	s.waitIfUp(ctx, rec.Seq)
 	return nil
+}
+
+// writeChange encodes c and appends it to the outbox, held back from the
+// flusher if held. On success it returns the record with its sequence
+// number and has added one to s.commits, which the caller must end.
+func (s *Store) writeChange(c agent.Change, held bool) (record, error) {
+	rec, err := s.newRecord(c)
+	if err != nil {
+		return record{}, err
+	}
+	if err := s.beginCommit(); err != nil {
+		return record{}, err
+	}
+	s.mu.Lock()
+	err = s.appendOutbox(rec, held)
+	rec.Seq = s.outbox.nextSeq - 1
+	s.mu.Unlock()
+	if err != nil {
+		s.commits.Done()
+		return record{}, err
+	}
+	return rec, nil
 }
 
 // waitIfUp waits, while NATS is up, for the flusher to store record seq,
@@ -382,11 +392,7 @@ func (s *Store) newRecord(c agent.Change) (record, error) {
 // appendOutbox writes rec to the outbox, held back from the flusher if
 // held. The caller holds s.mu.
 func (s *Store) appendOutbox(rec record, held bool) error {
-	write := s.outbox.append
-	if held {
-		write = s.outbox.appendHeld
-	}
-	if err := write(rec); err != nil {
+	if err := s.outbox.append(rec, held); err != nil {
 		if !s.outboxFull {
 			s.log.Error("writing change to the outbox failed; commits fail until NATS takes the outbox",
 				"agent_id", rec.AgentID, "event_id", rec.EventID, "err", err)

@@ -279,9 +279,7 @@ func (a *agentd) bulk(ctx context.Context, agents []benchAgent, route, expectSta
 	var (
 		rec   latency.Recorder
 		next  atomic.Int64
-		errs  atomic.Int64
-		mu    sync.Mutex
-		first error
+		errs  errorTally
 		wg    sync.WaitGroup
 		begin = time.Now()
 	)
@@ -295,25 +293,34 @@ func (a *agentd) bulk(ctx context.Context, agents []benchAgent, route, expectSta
 				start := time.Now()
 				err := a.post(ctx, agents[i], route, expectState)
 				rec.Since(start)
-				if err != nil {
-					errs.Add(1)
-					mu.Lock()
-					first = cmpOr(first, err)
-					mu.Unlock()
-				}
+				errs.add(err)
 			}
 		})
 	}
 	wg.Wait()
-	return bulkResult{elapsed: time.Since(begin), latency: rec.Summary(), errors: int(errs.Load()), first: first}
+	return bulkResult{elapsed: time.Since(begin), latency: rec.Summary(), errors: int(errs.count), first: errs.first}
 }
 
-// cmpOr returns a when it is set, else b.
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
+// errorTally counts the errors of concurrent workers and keeps the first.
+// Read count and first after the workers have ended.
+type errorTally struct {
+	mu    sync.Mutex
+	count int64
+	first error
+}
+
+// add counts err and keeps it if it is the first. A nil err is not
+// counted.
+func (t *errorTally) add(err error) {
+	if err == nil {
+		return
 	}
-	return b
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.count++
+	if t.first == nil {
+		t.first = err
+	}
 }
 
 // logoutAll logs every agent out, then deletes their Stasis devices. It

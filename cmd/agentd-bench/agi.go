@@ -130,12 +130,10 @@ func agiLoopback(ctx context.Context, opts options, r *report, addr, ref, agentI
 // that each got the expected number of commands.
 func agiSessions(ctx context.Context, addr, header string, commands, count, concurrency int) runResult {
 	var (
-		rec   latency.Recorder
-		next  atomic.Int64
-		errs  atomic.Int64
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
+		rec  latency.Recorder
+		next atomic.Int64
+		errs errorTally
+		wg   sync.WaitGroup
 	)
 	start := time.Now()
 	for range concurrency {
@@ -148,17 +146,12 @@ func agiSessions(ctx context.Context, addr, header string, commands, count, conc
 				if err == nil && len(got) != commands {
 					err = fmt.Errorf("session got %d commands, expected %d", len(got), commands)
 				}
-				if err != nil {
-					errs.Add(1)
-					mu.Lock()
-					first = cmpOr(first, err)
-					mu.Unlock()
-				}
+				errs.add(err)
 			}
 		})
 	}
 	wg.Wait()
-	return runResult{requests: int64(count), errors: errs.Load(), first: first, elapsed: time.Since(start), latency: rec.Summary()}
+	return runResult{requests: int64(count), errors: errs.count, first: errs.first, elapsed: time.Since(start), latency: rec.Summary()}
 }
 
 // startScriptedAGI starts a FastAGI server on loopback that reads the

@@ -123,9 +123,7 @@ func churn(ctx context.Context, agents []benchAgent, workers int, duration time.
 	var (
 		rec      latency.Recorder
 		requests atomic.Int64
-		errs     atomic.Int64
-		mu       sync.Mutex
-		first    error
+		errs     errorTally
 		wg       sync.WaitGroup
 	)
 	start := time.Now()
@@ -135,12 +133,7 @@ func churn(ctx context.Context, agents []benchAgent, workers int, duration time.
 		err := request(ag, pause)
 		rec.Since(t)
 		requests.Add(1)
-		if err != nil {
-			errs.Add(1)
-			mu.Lock()
-			first = cmpOr(first, err)
-			mu.Unlock()
-		}
+		errs.add(err)
 	}
 	workers = min(workers, len(agents))
 	for w := range workers {
@@ -157,5 +150,5 @@ func churn(ctx context.Context, agents []benchAgent, workers int, duration time.
 		})
 	}
 	wg.Wait()
-	return runResult{requests: requests.Load(), errors: errs.Load(), first: first, elapsed: time.Since(start), latency: rec.Summary()}
+	return runResult{requests: requests.Load(), errors: errs.count, first: errs.first, elapsed: time.Since(start), latency: rec.Summary()}
 }

@@ -221,25 +221,22 @@ func (sb *sandbox) setDeviceState(ctx context.Context, client *http.Client, devi
 // restarts. A device that is already gone counts as deleted.
 func (sb *sandbox) deleteDeviceStates(ctx context.Context, client *http.Client, agents []benchAgent) error {
 	var (
-		next  atomic.Int64
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
+		next atomic.Int64
+		errs errorTally
+		wg   sync.WaitGroup
 	)
 	for range min(deviceDeleteConcurrency, len(agents)) {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(len(agents)); i = next.Add(1) - 1 {
 				err := sb.deviceStateRequest(ctx, client, http.MethodDelete, "Stasis:agent-"+agents[i].id, "")
-				if err != nil && !errors.Is(err, errDeviceNotFound) {
-					mu.Lock()
-					first = cmpOr(first, err)
-					mu.Unlock()
+				if !errors.Is(err, errDeviceNotFound) {
+					errs.add(err)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	return first
+	return errs.first
 }
 
 // deviceDeleteConcurrency stays far below Asterisk's HTTP session_limit,
